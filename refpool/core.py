@@ -1,0 +1,110 @@
+"""The pool's engine: the components wired together, and shutdown.
+
+`PoolCore` owns the lifecycle, the job cache, the task queue, the roster, the
+transport and the three handler threads. It never refers to the `Pool` object
+the caller holds, so that a pool the caller drops can be garbage-collected and
+terminated by its finalizer, as in CPython.
+"""
+
+from __future__ import annotations
+
+import threading
+from queue import SimpleQueue
+
+from .errors import PoolTerminatedError
+from .jobs import JobCache
+from .lifecycle import Lifecycle, PoolEvent, PoolState
+from .result_handler import ResultHandler
+from .roster import Roster
+from .task_handler import CLOSED, TERMINATED, QueueMark, TaskBatch, TaskHandler
+from .transport import Transport
+from .worker_handler import WorkerHandler
+
+# How many tasks a worker may hold at once (see roster.py): one running, one
+# waiting, so that a worker never waits for the parent between tasks.
+TASKS_IN_FLIGHT = 2
+
+
+class PoolCore:
+    def __init__(self, processes: int, maxtasks: int | None, transport: Transport) -> None:
+        self.processes = processes
+        self.lifecycle = Lifecycle()
+        self.cache = JobCache()
+        self.roster = Roster(processes, maxtasks, TASKS_IN_FLIGHT)
+        self._taskqueue: SimpleQueue[TaskBatch | QueueMark] = SimpleQueue()
+        self._transport = transport
+        self.worker_handler = WorkerHandler(self.roster, transport)
+        self.task_handler = TaskHandler(
+            self._taskqueue, self.roster, transport, self.cache, self._after_shutdown
+        )
+        self.result_handler = ResultHandler(
+            self.roster, transport, self.cache, self.worker_handler.worker_gone
+        )
+        self._threads = [self.worker_handler.thread, self.task_handler.thread, self.result_handler.thread]
+
+    def start(self) -> None:
+        try:
+            # The first workers start before any handler thread, so that a
+            # forked worker comes from a parent with a single thread.
+            self.worker_handler.maintain()
+            for thread in self._threads:
+                thread.start()
+        except BaseException:
+            self.terminate()
+            raise
+        self.lifecycle.fire(PoolEvent.STARTED)
+
+    @property
+    def state(self) -> PoolState:
+        return self.lifecycle.state
+
+    def check_running(self) -> None:
+        if self.lifecycle.state is not PoolState.RUN:
+            self.lifecycle.fire(PoolEvent.SUBMIT)  # raises "Pool not running"
+
+    def enqueue(self, batch: TaskBatch) -> None:
+        """Caller holds `lifecycle.lock` and has fired SUBMIT."""
+        self._taskqueue.put(batch)
+
+    def close(self) -> None:
+        with self.lifecycle.lock:
+            if self.lifecycle.fire(PoolEvent.CLOSE) is PoolState.RUN:
+                self._taskqueue.put(CLOSED)
+
+    def _after_shutdown(self) -> None:
+        """The task handler has sent the sentinels: no worker will start again."""
+        self.worker_handler.stop()
+        self._transport.wake()
+
+    def terminate(self) -> None:
+        with self.lifecycle.lock:
+            if self.lifecycle.fire(PoolEvent.TERMINATE) is PoolState.TERMINATE:
+                return  # terminated already
+        self.roster.terminate()  # no worker starts, no task is handed out
+        self._taskqueue.put(TERMINATED)
+        self.worker_handler.stop()
+        _join_others([self.worker_handler.thread])
+        for handle in self.roster.handles():
+            handle.kill()
+        self._transport.wake()
+        _join_others([self.task_handler.thread, self.result_handler.thread])
+        self.cache.abandon_all(
+            lambda: PoolTerminatedError("the pool was terminated before this job finished")
+        )
+        if self._transport.kill_is_immediate:  # a thread ends only after its task
+            for handle in self.roster.handles():
+                handle.join()
+
+    def join(self) -> None:
+        self.lifecycle.fire(PoolEvent.JOIN)
+        _join_others(self._threads)
+        for handle in self.roster.handles():
+            handle.join()
+
+
+def _join_others(threads: list[threading.Thread]) -> None:
+    """Join each started thread, except the caller's own (a callback may close or terminate)."""
+    current = threading.current_thread()
+    for thread in threads:
+        if thread is not current and thread.ident is not None:
+            thread.join()

@@ -1,0 +1,84 @@
+"""The errors a pool raises, in two families.
+
+Misuse by the caller is a `ValueError` (see `lifecycle.PoolStateError`), as in
+the stdlib. Breakage from outside the caller's code has its own types here.
+The stdlib's `MaybeEncodingError` and `TimeoutError` are re-exported, not
+copied, so that `except multiprocessing.TimeoutError` catches refpool's too.
+"""
+
+from __future__ import annotations
+
+import multiprocessing.pool
+import signal
+from multiprocessing import TimeoutError
+
+__all__ = [
+    "MaybeEncodingError",
+    "PoolTerminatedError",
+    "RemoteTraceback",
+    "ResultDecodingError",
+    "TimeoutError",
+    "WorkerLostError",
+]
+
+
+# typeshed does not list it, but it is public: CPython's pool raises it.
+MaybeEncodingError: type[Exception] = multiprocessing.pool.MaybeEncodingError  # type: ignore[attr-defined]
+
+
+class RemoteTraceback(Exception):
+    """The traceback text of an exception raised in a worker process.
+
+    Chained as `__cause__` of the re-raised exception, so the caller's report
+    shows where in the worker it happened.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text}"""'
+
+
+def describe_exitcode(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "unknown exit code"
+    if exitcode < 0:
+        try:
+            return f"exit code {exitcode} ({signal.Signals(-exitcode).name})"
+        except ValueError:
+            pass
+    return f"exit code {exitcode}"
+
+
+class WorkerLostError(Exception):
+    """A worker died while it held a task; that task's job fails with this.
+
+    The pool itself goes on: it starts a replacement while it is running.
+    """
+
+    def __init__(self, pid: int | None, exitcode: int | None, job_id: int, index: int) -> None:
+        super().__init__(
+            f"worker (pid {pid}) exited with {describe_exitcode(exitcode)} while it held "
+            f"task {index} of job {job_id}"
+        )
+        self.pid = pid
+        self.exitcode = exitcode
+        self.job_id = job_id
+        self.index = index
+
+    def __reduce__(self) -> tuple[type[WorkerLostError], tuple[int | None, int | None, int, int]]:
+        return type(self), (self.pid, self.exitcode, self.job_id, self.index)
+
+
+class PoolTerminatedError(Exception):
+    """The pool was terminated before this job finished."""
+
+
+class ResultDecodingError(Exception):
+    """A worker's result or exception reached the parent but could not be unpickled.
+
+    CPython's pool loses its result handler here and hangs (gh-79492); refpool
+    fails just the one job. The unpickling error is the `__cause__`.
+    """

@@ -1,0 +1,116 @@
+"""The pool lifecycle: states, events and the one table that connects them.
+
+Theory of operation
+-------------------
+A pool is born in INIT while its first workers start, and moves to RUN when
+they have. From RUN the caller either closes it (CLOSE: no new work, the work
+already submitted finishes) or terminates it (TERMINATE: work in progress is
+abandoned, pending jobs fail). Both end states are final.
+
+The transition table below is the whole truth about which method may be called
+in which state. A pair that is absent is illegal: `Lifecycle.fire` raises
+`PoolStateError` and leaves the state as it was. Legal no-ops are written as
+self-loops, so that "close() twice is harmless" is visible in the table rather
+than hidden in an `if`. Nothing outside this module assigns a pool's state.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from typing import Final
+
+__all__ = ["TRANSITIONS", "Lifecycle", "PoolEvent", "PoolState", "PoolStateError", "next_state"]
+
+
+class PoolState(enum.Enum):
+    INIT = "INIT"
+    RUN = "RUN"
+    CLOSE = "CLOSE"
+    TERMINATE = "TERMINATE"
+
+    def __str__(self) -> str:
+        # CPython's pool states are plain strings; keep what users see in reprs.
+        return self.value
+
+
+class PoolEvent(enum.Enum):
+    STARTED = "started"  # the constructor has started the first workers
+    SUBMIT = "submit"  # apply_async, map_async, imap, ... and entering `with`
+    CLOSE = "close"
+    TERMINATE = "terminate"
+    JOIN = "join"
+
+
+S, E = PoolState, PoolEvent
+
+TRANSITIONS: Final[dict[tuple[PoolState, PoolEvent], PoolState]] = {
+    (S.INIT, E.STARTED): S.RUN,
+    (S.INIT, E.TERMINATE): S.TERMINATE,  # the constructor failed half-way
+    (S.RUN, E.SUBMIT): S.RUN,
+    (S.RUN, E.CLOSE): S.CLOSE,
+    (S.RUN, E.TERMINATE): S.TERMINATE,
+    (S.CLOSE, E.CLOSE): S.CLOSE,
+    (S.CLOSE, E.TERMINATE): S.TERMINATE,
+    (S.CLOSE, E.JOIN): S.CLOSE,
+    (S.TERMINATE, E.CLOSE): S.TERMINATE,
+    (S.TERMINATE, E.TERMINATE): S.TERMINATE,
+    (S.TERMINATE, E.JOIN): S.TERMINATE,
+}
+
+# The message of an illegal event is the stdlib's, so that code written against
+# multiprocessing.pool that compares messages keeps working.
+_ILLEGAL_MESSAGES: Final[dict[PoolEvent, str]] = {
+    E.SUBMIT: "Pool not running",
+    E.JOIN: "Pool is still running",
+    E.STARTED: "Pool already started",
+    E.CLOSE: "Pool not started",
+}
+
+del S, E
+
+
+class PoolStateError(ValueError):
+    """An event that the pool's current state does not allow.
+
+    A `ValueError`, as in the stdlib. `str()` is the stdlib's message; the state
+    and the event are attributes and are named in a note.
+    """
+
+    def __init__(self, state: PoolState, event: PoolEvent) -> None:
+        super().__init__(_ILLEGAL_MESSAGES[event])
+        self.state = state
+        self.event = event
+        self.add_note(f"refpool: event {event.name} is not allowed in state {state.name}")
+
+
+def next_state(state: PoolState, event: PoolEvent) -> PoolState:
+    """The state after `event` in `state`; raises PoolStateError if illegal.
+
+    post: (state, event) in TRANSITIONS and __return__ == TRANSITIONS[(state, event)]
+    """
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise PoolStateError(state, event) from None
+
+
+class Lifecycle:
+    """Holds one pool's state and applies events to it, atomically."""
+
+    def __init__(self) -> None:
+        self._state = PoolState.INIT
+        # Public so that callers can make "check the state and enqueue" atomic:
+        # a submit racing with close() must either be refused or be handed out.
+        self.lock = threading.RLock()
+
+    @property
+    def state(self) -> PoolState:
+        return self._state
+
+    def fire(self, event: PoolEvent) -> PoolState:
+        """Apply `event`; returns the state before it."""
+        with self.lock:
+            before = self._state
+            self._state = next_state(before, event)
+            return before

@@ -1,0 +1,49 @@
+"""The records that travel between the pool and its workers.
+
+Parent -> worker: a `Task` (one call, or one chunk of a map) or `SHUTDOWN`.
+Worker -> parent: one `Outcome` per task. Inside the parent, `WorkerGone` says
+that a worker has exited and that every outcome it sent has been read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple
+
+
+class Call(NamedTuple):
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwds: dict[str, Any]
+
+
+class Task(NamedTuple):
+    job_id: int
+    position: int  # of this call, or of this chunk, within its job
+    # A process pool sends the call pickled on its own, so that a call the
+    # worker cannot unpickle fails its own job instead of killing the worker.
+    call: Call | bytes
+
+
+class Outcome(NamedTuple):
+    job_id: int
+    position: int
+    success: bool
+    # The value or the exception; pickled on its own by a process worker, so
+    # that one the parent cannot unpickle fails only its job (gh-79492).
+    payload: Any
+    # A process worker's traceback text travels beside the exception, so it is
+    # readable even when the exception itself is not.
+    remote_traceback: str | None
+
+
+class Shutdown(NamedTuple):
+    """The shutdown sentinel: a worker that receives it exits."""
+
+
+SHUTDOWN: Final = Shutdown()
+
+
+class WorkerGone(NamedTuple):
+    worker_id: int
+    exitcode: int | None

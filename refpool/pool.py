@@ -1,0 +1,275 @@
+"""Pool and ThreadPool: the caller's side, with the API of multiprocessing.pool.
+
+The methods here check their arguments, make a job, and put its calls on the
+task queue; everything else happens in the core (core.py). Checking the state
+and enqueueing happen under the lifecycle's lock, so a submit that races with
+close() is either refused or handed out, never left in the queue unseen.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from multiprocessing.context import BaseContext
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from .chunking import check_chunksize, chunked, default_chunksize
+from .core import PoolCore
+from .jobs import ApplyResult, IMapIterator, IMapUnorderedIterator, Job, MapResult
+from .lifecycle import PoolEvent, PoolState
+from .messages import Call
+from .task_handler import TaskBatch
+from .transport import ProcessTransport, ThreadTransport, Transport, WorkerConfig
+from .worker import mapstar, starmapstar
+
+T = TypeVar("T")
+R = TypeVar("R")
+Callback = Callable[[Any], object]
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (not all the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_processes(processes: object) -> int:
+    if processes is None:
+        return usable_cpus()
+    if isinstance(processes, bool) or not isinstance(processes, int):
+        raise TypeError(f"processes must be an int or None, not {processes!r}")
+    if processes < 1:
+        error = ValueError("Number of processes must be at least 1")
+        error.add_note(f"refpool: got processes={processes!r}")
+        raise error
+    return processes
+
+
+def check_maxtasks(maxtasks: object) -> int | None:
+    if maxtasks is not None and (
+        isinstance(maxtasks, bool) or not isinstance(maxtasks, int) or maxtasks <= 0
+    ):
+        error = ValueError("maxtasksperchild must be a positive int or None")
+        error.add_note(f"refpool: got maxtasksperchild={maxtasks!r}")
+        raise error
+    return maxtasks
+
+
+def check_callable(name: str, value: object) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a callable or None, not {value!r}")
+
+
+class Pool:
+    """A pool of worker processes, with the API of `multiprocessing.pool.Pool`."""
+
+    def __init__(
+        self,
+        processes: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: int | None = None,
+        context: BaseContext | None = None,
+    ) -> None:
+        self._core: PoolCore | None = None
+        processes = check_processes(processes)
+        maxtasks = check_maxtasks(maxtasksperchild)
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        self._processes = processes
+        config: WorkerConfig = (initializer, tuple(initargs), maxtasks)
+        core = PoolCore(processes, maxtasks, self._make_transport(context, config))
+        core.start()
+        self._core = core
+        # Terminates the pool when it is garbage-collected or at exit, as
+        # CPython's Finalize does; holds the core only, never this object.
+        self._finalizer = weakref.finalize(self, core.terminate)
+
+    def _make_transport(self, context: BaseContext | None, config: WorkerConfig) -> Transport:
+        return ProcessTransport(context or multiprocessing.get_context(), config)
+
+    @property
+    def _state(self) -> PoolState:
+        return self._live_core().state
+
+    def _live_core(self) -> PoolCore:
+        assert self._core is not None, "the constructor did not finish"
+        return self._core
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        state = self._core.state if self._core is not None else PoolState.INIT
+        return f"<{cls.__module__}.{cls.__qualname__} state={state} pool_size={self._processes}>"
+
+    def __del__(self) -> None:
+        core = getattr(self, "_core", None)
+        if core is not None and core.state is PoolState.RUN:
+            warnings.warn(
+                f"unclosed running multiprocessing pool {self!r}", ResourceWarning, stacklevel=2, source=self
+            )
+
+    def __reduce__(self) -> Any:
+        raise NotImplementedError("pool objects cannot be passed between processes or pickled")
+
+    def __enter__(self) -> Self:
+        self._live_core().check_running()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.terminate()
+
+    # --- lifecycle ------------------------------------------------------
+    def close(self) -> None:
+        """No new work; the workers exit when the submitted work is done."""
+        self._live_core().close()
+
+    def terminate(self) -> None:
+        """Stop the workers now; jobs not finished fail with PoolTerminatedError."""
+        self._live_core().terminate()
+
+    def join(self) -> None:
+        """Wait until every worker and handler has exited (after close or terminate)."""
+        self._live_core().join()
+
+    # --- submitting work ------------------------------------------------
+    def _submit(self, make_job: Callable[[], Job], calls: Iterable[Call]) -> Any:
+        core = self._live_core()
+        with core.lifecycle.lock:
+            core.lifecycle.fire(PoolEvent.SUBMIT)
+            job = make_job()
+            # Only imap's length is unknown until its input is exhausted.
+            set_length = job._set_length if isinstance(job, IMapIterator) else None
+            core.enqueue(TaskBatch(job.job_id, calls, set_length))
+        return job
+
+    def apply(self, func: Callable[..., R], args: Iterable[Any] = (), kwds: Mapping[str, Any] = {}) -> R:
+        result: R = self.apply_async(func, args, kwds).get()
+        return result
+
+    def apply_async(
+        self,
+        func: Callable[..., Any],
+        args: Iterable[Any] = (),
+        kwds: Mapping[str, Any] = {},
+        callback: Callback | None = None,
+        error_callback: Callback | None = None,
+    ) -> ApplyResult:
+        check_callable("callback", callback)
+        check_callable("error_callback", error_callback)
+        core = self._live_core()
+        call = Call(func, tuple(args), dict(kwds))
+        result: ApplyResult = self._submit(
+            lambda: ApplyResult(core.cache, self, callback, error_callback), [call]
+        )
+        return result
+
+    def map(self, func: Callable[[Any], R], iterable: Iterable[Any], chunksize: int | None = None) -> list[R]:
+        result: list[R] = self._map_async(func, iterable, mapstar, chunksize).get()
+        return result
+
+    def starmap(
+        self, func: Callable[..., R], iterable: Iterable[Iterable[Any]], chunksize: int | None = None
+    ) -> list[R]:
+        result: list[R] = self._map_async(func, iterable, starmapstar, chunksize).get()
+        return result
+
+    def map_async(
+        self,
+        func: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        callback: Callback | None = None,
+        error_callback: Callback | None = None,
+    ) -> MapResult:
+        return self._map_async(func, iterable, mapstar, chunksize, callback, error_callback)
+
+    def starmap_async(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Iterable[Any]],
+        chunksize: int | None = None,
+        callback: Callback | None = None,
+        error_callback: Callback | None = None,
+    ) -> MapResult:
+        return self._map_async(func, iterable, starmapstar, chunksize, callback, error_callback)
+
+    def _map_async(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        mapper: Callable[[Any], list[Any]],
+        chunksize: int | None,
+        callback: Callback | None = None,
+        error_callback: Callback | None = None,
+    ) -> MapResult:
+        core = self._live_core()
+        core.check_running()  # before reading the input, as CPython
+        check_callable("callback", callback)
+        check_callable("error_callback", error_callback)
+        items = list(iterable)
+        if chunksize is None:
+            chunksize = default_chunksize(len(items), self._processes)
+        check_chunksize(chunksize)
+        size = chunksize
+        calls = (Call(mapper, ((func, chunk),), {}) for chunk in chunked(items, size))
+        result: MapResult = self._submit(
+            lambda: MapResult(core.cache, self, size, len(items), callback, error_callback), calls
+        )
+        return result
+
+    def imap(self, func: Callable[[Any], R], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[R]:
+        """Results in input order, as they come; reads the input only as workers need it."""
+        return self._imap(IMapIterator, func, iterable, chunksize)
+
+    def imap_unordered(
+        self, func: Callable[[Any], R], iterable: Iterable[Any], chunksize: int = 1
+    ) -> Iterator[R]:
+        """Results in the order they finish."""
+        return self._imap(IMapUnorderedIterator, func, iterable, chunksize)
+
+    def _imap(
+        self,
+        kind: type[IMapIterator[Any]],
+        func: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        chunksize: int,
+    ) -> Iterator[Any]:
+        core = self._live_core()
+        core.check_running()
+        check_chunksize(chunksize)
+        items = iter(iterable)
+        calls: Iterator[Call]
+        if chunksize == 1:
+            calls = (Call(func, (item,), {}) for item in items)
+        else:
+            calls = (Call(mapstar, ((func, chunk),), {}) for chunk in chunked(items, chunksize))
+        result: IMapIterator[Any] = self._submit(lambda: kind(core.cache, self), calls)
+        if chunksize == 1:
+            return result
+        return (item for chunk in result for item in chunk)
+
+
+class ThreadPool(Pool):
+    """A pool of worker threads, with the API of `multiprocessing.pool.ThreadPool`."""
+
+    def __init__(
+        self,
+        processes: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+    ) -> None:
+        super().__init__(processes, initializer, initargs)
+
+    def _make_transport(self, context: BaseContext | None, config: WorkerConfig) -> Transport:
+        return ThreadTransport(config)

@@ -1,0 +1,106 @@
+"""The task handler: hands out submitted tasks, in order, one worker at a time.
+
+For each batch the caller submitted (a job's calls, produced lazily for imap)
+it encodes the next call, asks the roster for the least busy worker, which
+records the task as held by that worker, and only then sends it. When the
+pool is closed and the last task has gone out, it sends one shutdown sentinel
+to each worker that needs one (see `Roster.begin_shutdown`).
+
+Stops when: it has sent the sentinels (after close), or the pool terminates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable
+from queue import SimpleQueue
+from typing import Final, NamedTuple
+
+from .jobs import JobCache
+from .messages import Call, Task
+from .roster import Roster
+from .transport import Transport
+
+
+class TaskBatch(NamedTuple):
+    job_id: int
+    calls: Iterable[Call]
+    set_length: Callable[[int], None] | None  # imap learns its length at the end
+
+
+class QueueMark(NamedTuple):
+    name: str
+
+
+CLOSED: Final = QueueMark("closed")  # no batch follows: send the sentinels
+TERMINATED: Final = QueueMark("terminated")
+
+
+class TaskHandler:
+    def __init__(
+        self,
+        taskqueue: SimpleQueue[TaskBatch | QueueMark],
+        roster: Roster,
+        transport: Transport,
+        cache: JobCache,
+        after_shutdown: Callable[[], None],
+    ) -> None:
+        self._taskqueue = taskqueue
+        self._roster = roster
+        self._transport = transport
+        self._cache = cache
+        self._after_shutdown = after_shutdown
+        self.thread = threading.Thread(target=self._run, name="refpool-task-handler", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._taskqueue.get()
+            if batch is TERMINATED:
+                return
+            if batch is CLOSED:
+                self._send_sentinels()
+                return
+            assert isinstance(batch, TaskBatch)
+            if not self._hand_out(batch):
+                return
+
+    def _hand_out(self, batch: TaskBatch) -> bool:
+        """Send every task of the batch; False if the pool terminated meanwhile."""
+        count = 0
+        calls = iter(batch.calls)
+        while True:
+            try:
+                call = next(calls)
+            except StopIteration:
+                break
+            except Exception as exc:
+                # The caller's input raised: the job ends here with that error,
+                # after the results before it (as CPython's imap).
+                self._cache.deliver(batch.job_id, count, False, exc)
+                count += 1
+                break
+            if not self._send(Task(batch.job_id, count, call)):
+                return False
+            count += 1
+        if batch.set_length is not None:
+            batch.set_length(count)
+        return True
+
+    def _send(self, task: Task) -> bool:
+        try:
+            wire = self._transport.encode(task)
+        except Exception as exc:  # e.g. a lambda sent to a process pool
+            self._cache.deliver(task.job_id, task.position, False, exc)
+            return True
+        record = self._roster.assign((task.job_id, task.position))
+        if record is None:
+            return False
+        with contextlib.suppress(OSError):  # it died: the task fails with WorkerLostError
+            record.handle.send(wire)
+        return True
+
+    def _send_sentinels(self) -> None:
+        for record in self._roster.begin_shutdown():
+            record.handle.send_shutdown()
+        self._after_shutdown()

@@ -1,0 +1,62 @@
+"""Fixtures: one behavioural test runs on every kind of pool."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import settings
+
+import refpool
+
+# A profile for pushes; CI=true makes Hypothesis load its own "ci" profile
+# unless one is loaded here (PITFALLS.md).
+settings.register_profile("push", deadline=None, max_examples=50, derandomize=True, database=None)
+settings.register_profile("fuzz", deadline=None, max_examples=2000)
+settings.load_profile(os.environ.get("REFPOOL_HYPOTHESIS_PROFILE", "push"))
+
+PROCESS_KINDS = ["fork", "spawn", "forkserver"]
+ALL_KINDS = [*PROCESS_KINDS, "thread"]
+
+MakePool = Callable[..., refpool.Pool]
+
+
+def _pool_factory(kind: str) -> Iterator[MakePool]:
+    made: list[refpool.Pool] = []
+
+    def make(processes: int = 2, **options: Any) -> refpool.Pool:
+        pool: refpool.Pool
+        if kind == "thread":
+            pool = refpool.ThreadPool(processes, **options)
+        else:
+            pool = refpool.Pool(processes, context=multiprocessing.get_context(kind), **options)
+        made.append(pool)
+        return pool
+
+    yield make
+    for pool in made:
+        pool.terminate()
+        pool.join()
+
+
+@pytest.fixture(params=ALL_KINDS)
+def make_pool(request: pytest.FixtureRequest) -> Iterator[MakePool]:
+    """Makes pools of the parametrized kind; terminates and joins them after the test."""
+    yield from _pool_factory(request.param)
+
+
+@pytest.fixture(params=PROCESS_KINDS)
+def make_process_pool(request: pytest.FixtureRequest) -> Iterator[MakePool]:
+    """As make_pool, for tests that need real processes (killing workers, pickling)."""
+    yield from _pool_factory(request.param)
+
+
+@pytest.fixture
+def pool_kind(request: pytest.FixtureRequest) -> str:
+    for name in ("make_pool", "make_process_pool"):
+        if name in request.fixturenames:
+            return str(request.node.callspec.params[name])
+    raise LookupError("pool_kind needs make_pool or make_process_pool")

@@ -1,0 +1,129 @@
+"""Functions that tests send to pools: module level, so spawn and forkserver workers can import them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+# Set by `remember_queue`, the initializer of pools whose tasks report to the test.
+_queue: Any = None
+
+
+def remember_queue(queue: Any) -> None:
+    global _queue
+    _queue = queue
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def pid_of_worker(_: object = None) -> int:
+    return os.getpid()
+
+
+def fail_with_value_error(x: object) -> None:
+    raise ValueError(f"bad value {x!r}")
+
+
+def fail_on(x: int, bad: int = 3) -> int:
+    if x == bad:
+        raise ValueError(f"item {x} is bad")
+    return x
+
+
+def announce_and_wait(x: int, wait_on: int = 0) -> int:
+    """For item `wait_on`: tell the test which pid runs it, then wait to be killed."""
+    if x == wait_on:
+        _queue.put(os.getpid())
+        time.sleep(30)  # bounded: the test kills this worker long before
+    return x
+
+
+def exit_abruptly(code: int = 3) -> None:
+    os._exit(code)
+
+
+def kill_self_on(x: int, bad: int = 5) -> int:
+    if x == bad:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def call_sys_exit(_: object = None) -> None:
+    sys.exit(0)
+
+
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def unpicklable_result(_: object = None) -> Any:
+    return threading.Lock()
+
+
+class NeedsTwoArgs(Exception):
+    """Pickles, but cannot be unpickled: BaseException.__reduce__ passes only `args`."""
+
+    def __init__(self, a: object, b: object) -> None:
+        super().__init__(a)
+        self.b = b
+
+
+def raise_needs_two_args(_: object = None) -> None:
+    raise NeedsTwoArgs("first", "second")
+
+
+class NotUnpicklable:
+    def __reduce__(self) -> Any:
+        return (_refuse, ())
+
+
+def _refuse() -> None:
+    raise RuntimeError("this object refuses to be unpickled")
+
+
+def return_not_unpicklable(_: object = None) -> NotUnpicklable:
+    return NotUnpicklable()
+
+
+def failing_initializer() -> None:
+    raise RuntimeError("initializer failed")
+
+
+_initialized_with: Any = None
+
+
+def record_initargs(*args: Any) -> None:
+    global _initialized_with
+    _initialized_with = args
+
+
+def initialized_with(_: object = None) -> Any:
+    return _initialized_with
+
+
+def count_up(limit: int, log: list[int] | None = None) -> Any:
+    """A generator that records how far it has been read."""
+    for i in range(limit):
+        if log is not None:
+            log.append(i)
+        yield i
+
+
+def raising_generator(good: int) -> Any:
+    yield from range(good)
+    raise KeyError("input failed")

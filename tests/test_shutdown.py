@@ -1,0 +1,127 @@
+"""close, terminate, join, garbage collection: nothing is left behind, nothing hangs."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import threading
+
+import pytest
+from conftest import MakePool
+from pool_helpers import announce_and_wait, remember_queue, sleep_for, square
+
+import refpool
+
+WAIT = 30
+
+
+def handler_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(("refpool-", "ThreadPoolWorker-"))]
+
+
+def assert_nothing_left(pool: refpool.Pool) -> None:
+    core = pool._live_core()
+    threads = [core.worker_handler.thread, core.task_handler.thread, core.result_handler.thread]
+    assert not any(t.is_alive() for t in threads)
+    assert not any(h.is_alive() for h in core.roster.handles())
+    assert multiprocessing.active_children() == []
+    assert handler_threads() == []
+
+
+def test_after_close_and_join_no_worker_or_handler_is_alive(make_pool: MakePool) -> None:
+    pool = make_pool(3)
+    assert pool.map(square, range(30)) == [x * x for x in range(30)]
+    pool.close()
+    pool.join()
+    assert_nothing_left(pool)
+
+
+def test_after_terminate_and_join_no_worker_or_handler_is_alive(make_pool: MakePool) -> None:
+    pool = make_pool(2)
+    pool.map_async(sleep_for, [0.2] * 6, chunksize=1)
+    pool.terminate()
+    pool.join()
+    assert_nothing_left(pool)
+
+
+def test_terminate_fails_pending_jobs_instead_of_leaving_them(make_process_pool: MakePool) -> None:
+    queue = multiprocessing.get_context("spawn").Queue()
+    pool = make_process_pool(1, initializer=remember_queue, initargs=(queue,))
+    busy = pool.apply_async(announce_and_wait, (0,))
+    waiting = pool.map_async(square, range(10))
+    queue.get(timeout=WAIT)  # the worker is inside the task
+    pool.terminate()
+    for job in (busy, waiting):
+        with pytest.raises(refpool.PoolTerminatedError):
+            job.get(WAIT)
+    pool.join()
+    assert_nothing_left(pool)
+    queue.close()
+
+
+def test_terminate_from_a_callback_does_not_deadlock(make_pool: MakePool) -> None:
+    pool = make_pool(2)
+    done = threading.Event()
+
+    def stop(_: object) -> None:
+        pool.terminate()
+        done.set()
+
+    pool.apply_async(square, (2,), callback=stop)
+    assert done.wait(WAIT)
+    pool.join()
+    assert_nothing_left(pool)
+
+
+def test_join_from_a_callback_after_close_does_not_deadlock(make_pool: MakePool) -> None:
+    pool = make_pool(2)
+    joined = threading.Event()
+
+    def close_and_join(_: object) -> None:
+        pool.close()
+        pool.join()
+        joined.set()
+
+    job = pool.apply_async(square, (2,), callback=close_and_join)
+    assert job.get(WAIT) == 4 and joined.is_set()
+
+
+def test_a_dropped_running_pool_warns_and_is_terminated() -> None:
+    pool = refpool.Pool(2, context=multiprocessing.get_context("fork"))
+    core = pool._live_core()
+    with pytest.warns(ResourceWarning, match="unclosed running multiprocessing pool"):
+        del pool
+        gc.collect()
+    assert core.state is refpool.PoolState.TERMINATE
+    core.join()
+    assert multiprocessing.active_children() == []
+
+
+def test_a_pending_job_keeps_its_pool_alive() -> None:
+    # As in CPython, the pool lives until the job settles; then, unclosed, it warns.
+    with pytest.warns(ResourceWarning, match="unclosed running"):
+        result = refpool.ThreadPool(2).map_async(sleep_for, [0.05] * 4)
+        gc.collect()
+        assert result.get(WAIT) == [0.05] * 4
+        gc.collect()
+
+
+def test_closed_pool_that_is_dropped_does_not_warn() -> None:
+    pool = refpool.ThreadPool(1)
+    pool.close()
+    pool.join()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        del pool
+        gc.collect()
+
+
+def test_terminate_twice_and_join_twice_are_harmless(make_pool: MakePool) -> None:
+    pool = make_pool()
+    pool.terminate()
+    pool.terminate()
+    pool.join()
+    pool.join()
+    assert pool._state is refpool.PoolState.TERMINATE
