@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+import refpool
+
 from conftest import MakePool
 from pool_helpers import (
     NeedsTwoArgs,
@@ -11,8 +14,6 @@ from pool_helpers import (
     square,
     unpicklable_result,
 )
-
-import refpool
 
 WAIT = 30
 
@@ -81,9 +82,7 @@ def test_a_task_that_cannot_be_pickled_fails_its_job(make_process_pool: MakePool
     assert pool.apply(square, (7,)) == 49
 
 
-def test_a_thread_pool_runs_what_processes_cannot_pickle(make_pool: MakePool, pool_kind: str) -> None:
-    if pool_kind != "thread":
-        pytest.skip("threads only")
-    pool = make_pool()
-    assert pool.apply(lambda: NeedsTwoArgs(1, 2).b) == 2
-    assert pool.map(lambda x: -x, range(3)) == [0, -1, -2]
+def test_a_thread_pool_runs_what_processes_cannot_pickle() -> None:
+    with refpool.ThreadPool(2) as pool:
+        assert pool.apply(lambda: NeedsTwoArgs(1, 2).b) == 2
+        assert pool.map(lambda x: -x, range(3)) == [0, -1, -2]

@@ -11,6 +11,9 @@ import signal
 import time
 
 import pytest
+
+import refpool
+
 from conftest import MakePool
 from pool_helpers import (
     announce_and_wait,
@@ -22,8 +25,6 @@ from pool_helpers import (
     remember_queue,
     square,
 )
-
-import refpool
 
 WAIT = 30
 PROMPTLY = 10  # seconds: the bound the spec promises for reporting a lost worker

@@ -11,10 +11,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from pool_helpers import exit_abruptly, square
 
 import refpool
 from refpool.roster import Roster, TaskKey, WorkerRecord
+
+from pool_helpers import exit_abruptly, square
 
 SHORT = 3  # seconds: long enough for the correct pool, which answers in milliseconds
 

@@ -7,10 +7,11 @@ import multiprocessing
 import threading
 
 import pytest
-from conftest import MakePool
-from pool_helpers import announce_and_wait, remember_queue, sleep_for, square
 
 import refpool
+
+from conftest import MakePool
+from pool_helpers import announce_and_wait, remember_queue, sleep_for, square
 
 WAIT = 30
 
