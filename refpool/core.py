@@ -20,9 +20,11 @@ from .task_handler import CLOSED, TERMINATED, QueueMark, TaskBatch, TaskHandler
 from .transport import Transport
 from .worker_handler import WorkerHandler
 
-# How many tasks a worker may hold at once (see roster.py): one running, one
-# waiting, so that a worker never waits for the parent between tasks.
-TASKS_IN_FLIGHT = 2
+# How many tasks a worker may hold at once (see roster.py). One: a task never
+# waits behind another worker's long task while a worker is idle, as with
+# CPython's shared queue, and a crash fails only the task that was running.
+# The price is a round trip to the parent between tasks; map's chunks hide it.
+TASKS_IN_FLIGHT = 1
 
 
 class PoolCore:
@@ -41,6 +43,7 @@ class PoolCore:
             self.roster, transport, self.cache, self.worker_handler.worker_gone
         )
         self._threads = [self.worker_handler.thread, self.task_handler.thread, self.result_handler.thread]
+        self._terminated = threading.Event()
 
     def start(self) -> None:
         try:
@@ -79,11 +82,17 @@ class PoolCore:
     def terminate(self) -> None:
         with self.lifecycle.lock:
             if self.lifecycle.fire(PoolEvent.TERMINATE) is PoolState.TERMINATE:
-                return  # terminated already
+                return  # terminated already, or being terminated by another thread
+        try:
+            self._stop_everything()
+        finally:
+            self._terminated.set()
+
+    def _stop_everything(self) -> None:
         self.roster.terminate()  # no worker starts, no task is handed out
         self._taskqueue.put(TERMINATED)
         self.worker_handler.stop()
-        _join_others([self.worker_handler.thread])
+        _join_others([self.worker_handler.thread])  # so no worker starts behind our back
         for handle in self.roster.handles():
             handle.kill()
         self._transport.wake()
@@ -94,12 +103,20 @@ class PoolCore:
         if self._transport.kill_is_immediate:  # a thread ends only after its task
             for handle in self.roster.handles():
                 handle.join()
+        self._release_when_stopped()
 
     def join(self) -> None:
-        self.lifecycle.fire(PoolEvent.JOIN)
+        if self.lifecycle.fire(PoolEvent.JOIN) is PoolState.TERMINATE:
+            self._terminated.wait()  # a terminate() in another thread finishes first
         _join_others(self._threads)
         for handle in self.roster.handles():
             handle.join()
+        self._release_when_stopped()
+
+    def _release_when_stopped(self) -> None:
+        """Close the transport once no handler thread can use it any more."""
+        if not any(thread.is_alive() for thread in self._threads):
+            self._transport.close()
 
 
 def _join_others(threads: list[threading.Thread]) -> None:

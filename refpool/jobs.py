@@ -240,6 +240,8 @@ class IMapIterator(Job, Generic[T]):
     def _set_length(self, length: int) -> None:
         """The input is exhausted after `length` tasks."""
         with self._cond:
+            if self._delivered == self._length:
+                return  # abandoned already
             self._length = length
             self._check_settled()
             self._cond.notify_all()

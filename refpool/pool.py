@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -66,6 +67,22 @@ def check_callable(name: str, value: object) -> None:
         raise TypeError(f"{name} must be a callable or None, not {value!r}")
 
 
+def _finalize_dropped_pool(core: PoolCore, description: str) -> None:
+    """Runs when the caller's Pool object is collected, or at exit."""
+    # Warned here, not in __del__: for a pool in a reference cycle the
+    # collector runs this callback first, and it changes the state.
+    if core.state is PoolState.RUN:
+        warnings.warn(f"unclosed running multiprocessing pool {description}", ResourceWarning, stacklevel=2)
+    # The collector runs in whichever thread allocates, even one of this
+    # pool's own threads while it holds the roster's lock; terminating there
+    # would wait on itself. The main thread cannot hold this pool's locks once
+    # the pool is unreachable, so only it terminates in place.
+    if threading.current_thread() is threading.main_thread():
+        core.terminate()
+    else:
+        threading.Thread(target=core.terminate, name="refpool-finalizer", daemon=True).start()
+
+
 class Pool:
     """A pool of worker processes, with the API of `multiprocessing.pool.Pool`."""
 
@@ -89,7 +106,7 @@ class Pool:
         self._core = core
         # Terminates the pool when it is garbage-collected or at exit, as
         # CPython's Finalize does; holds the core only, never this object.
-        self._finalizer = weakref.finalize(self, core.terminate)
+        self._finalizer = weakref.finalize(self, _finalize_dropped_pool, core, repr(self))
 
     def _make_transport(self, context: BaseContext | None, config: WorkerConfig) -> Transport:
         return ProcessTransport(context or multiprocessing.get_context(), config)
@@ -106,13 +123,6 @@ class Pool:
         cls = type(self)
         state = self._core.state if self._core is not None else PoolState.INIT
         return f"<{cls.__module__}.{cls.__qualname__} state={state} pool_size={self._processes}>"
-
-    def __del__(self) -> None:
-        core = getattr(self, "_core", None)
-        if core is not None and core.state is PoolState.RUN:
-            warnings.warn(
-                f"unclosed running multiprocessing pool {self!r}", ResourceWarning, stacklevel=2, source=self
-            )
 
     def __reduce__(self) -> Any:
         raise NotImplementedError("pool objects cannot be passed between processes or pickled")

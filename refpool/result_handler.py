@@ -50,18 +50,24 @@ class ResultHandler:
         try:
             value = self._transport.decode(outcome.payload)
         except Exception as exc:
-            what = "result" if outcome.success else "exception"
-            error = ResultDecodingError(
-                f"the {what} of task {outcome.position} of job {outcome.job_id} "
-                f"could not be unpickled: {exc!r}"
-            )
-            error.__cause__ = exc
-            if outcome.remote_traceback is not None:
-                error.add_note(f"The worker's traceback:\n{outcome.remote_traceback}")
-            return False, error
+            return False, self._undecodable(outcome, exc)
+        if outcome.success:
+            return True, value
+        if not isinstance(value, BaseException):
+            return False, self._undecodable(outcome, TypeError(f"{value!r} is not an exception"))
         if outcome.remote_traceback is not None:
             value.__cause__ = RemoteTraceback(outcome.remote_traceback)
-        return outcome.success, value
+        return False, value
+
+    def _undecodable(self, outcome: Outcome, cause: Exception) -> ResultDecodingError:
+        what = "result" if outcome.success else "exception"
+        error = ResultDecodingError(
+            f"the {what} of task {outcome.position} of job {outcome.job_id} could not be unpickled: {cause!r}"
+        )
+        error.__cause__ = cause
+        if outcome.remote_traceback is not None:
+            error.add_note(f"The worker's traceback:\n{outcome.remote_traceback}")
+        return error
 
     def _on_worker_gone(self, gone: WorkerGone) -> None:
         record = self._roster.remove(gone.worker_id)

@@ -7,9 +7,9 @@ tasks recorded for it are exactly the ones it may have been running, and their
 jobs fail with WorkerLostError. Every worker has its own inbox; there is no
 shared task queue from which a dying worker could take a task unseen.
 
-Flow control: a worker holds at most `depth` tasks, so it always has the next
-one at hand without waiting for the parent, and a crash fails at most `depth`
-tasks. It also keeps imap from reading its input faster than workers use it.
+Flow control: a worker holds at most `depth` tasks (core.TASKS_IN_FLIGHT), so
+a crash fails at most `depth` tasks, and imap reads its input no faster than
+workers take it.
 
 All the state is guarded by one condition variable, `cond`, which the task
 handler waits on for a free worker.

@@ -56,7 +56,7 @@ class TaskHandler:
     def _run(self) -> None:
         while True:
             batch = self._taskqueue.get()
-            if batch is TERMINATED:
+            if batch is TERMINATED or self._roster.terminating:
                 return
             if batch is CLOSED:
                 self._send_sentinels()

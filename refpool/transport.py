@@ -38,6 +38,7 @@ class Transport(Protocol):
     def decode(self, payload: Any) -> Any: ...
     def wait(self, handles: list[WorkerHandle]) -> list[Event]: ...
     def wake(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class ProcessWorker:
@@ -131,8 +132,15 @@ class ProcessTransport:
         return events
 
     def wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):  # a wake-up is already pending
+        with contextlib.suppress(BlockingIOError, OSError):  # pending already, or closed
             os.write(self._wake_w, b"!")
+
+    def close(self) -> None:
+        """Release the wake pipe; called once no handler thread runs."""
+        if self._wake_r >= 0:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
 
 
 class ThreadWorker:
@@ -216,3 +224,6 @@ class ThreadTransport:
 
     def wake(self) -> None:
         self._events.put(_WAKE)
+
+    def close(self) -> None:
+        pass  # queues need no closing

@@ -127,3 +127,14 @@ def count_up(limit: int, log: list[int] | None = None) -> Any:
 def raising_generator(good: int) -> Any:
     yield from range(good)
     raise KeyError("input failed")
+
+
+class UnpicklesAsAString(Exception):
+    """An exception that arrives in the parent as a plain string."""
+
+    def __reduce__(self) -> Any:
+        return (str, ("not an exception",))
+
+
+def raise_unpickles_as_a_string(_: object = None) -> None:
+    raise UnpicklesAsAString()

@@ -258,3 +258,15 @@ def test_many_threads_submitting_while_one_closes_lose_nothing(make_pool: MakePo
     pool.join()
     assert len(accepted) + refused == 160
     assert all(r.ready() for r in accepted)  # every accepted job settled before join() returned
+
+
+def test_no_task_waits_behind_a_long_one_while_a_worker_is_idle() -> None:
+    """As with CPython's shared queue: a free worker takes the next task."""
+    released = threading.Event()
+    with refpool.ThreadPool(2) as pool:
+        long_task = pool.apply_async(released.wait, (WAIT,))
+        short = [pool.apply_async(square, (i,)) for i in range(3)]
+        releaser = pool.apply_async(released.set)
+        # If the releaser were queued behind the long task, that task would time out.
+        assert long_task.get(WAIT) is True
+        assert [r.get(WAIT) for r in short] == [0, 1, 4] and releaser.get(WAIT) is None

@@ -10,6 +10,7 @@ from conftest import MakePool
 from pool_helpers import (
     NeedsTwoArgs,
     raise_needs_two_args,
+    raise_unpickles_as_a_string,
     return_not_unpicklable,
     square,
     unpicklable_result,
@@ -52,6 +53,15 @@ def test_an_exception_the_parent_cannot_unpickle_fails_only_its_job(make_process
     assert isinstance(caught.value.__cause__, TypeError)
     assert any("NeedsTwoArgs" in note for note in caught.value.__notes__)  # the worker's traceback
     assert pool.map(square, range(3)) == [0, 1, 4]
+
+
+def test_an_exception_that_unpickles_as_something_else_fails_only_its_job(
+    make_process_pool: MakePool,
+) -> None:
+    pool = make_process_pool()
+    with pytest.raises(refpool.ResultDecodingError, match="'not an exception' is not an exception"):
+        pool.apply(raise_unpickles_as_a_string)
+    assert pool.apply(square, (4,)) == 16
 
 
 def test_a_result_the_parent_cannot_unpickle_fails_only_its_job(make_process_pool: MakePool) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import threading
+import time
 
 import pytest
 
@@ -126,3 +128,80 @@ def test_terminate_twice_and_join_twice_are_harmless(make_pool: MakePool) -> Non
     pool.join()
     pool.join()
     assert pool._state is refpool.PoolState.TERMINATE
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_pools_leave_no_file_descriptors_behind() -> None:
+    before = open_fds()
+    for _ in range(5):
+        closed = refpool.Pool(2, context=multiprocessing.get_context("fork"))
+        closed.map(square, range(10))
+        closed.close()
+        closed.join()
+        terminated = refpool.Pool(2, context=multiprocessing.get_context("fork"))
+        terminated.terminate()
+        terminated.join()
+    del closed, terminated
+    gc.collect()
+    assert open_fds() == before
+
+
+class Holder:
+    """Puts a pool in a reference cycle, so only the cyclic collector frees it."""
+
+    def __init__(self, pool: refpool.Pool) -> None:
+        self.pool = pool
+        self.me = self
+
+
+def test_a_pool_collected_inside_its_own_thread_is_still_terminated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The finalizer may run in a pool thread that holds the roster's lock (here: starting a worker)."""
+    pool = refpool.Pool(2, context=multiprocessing.get_context("fork"))
+    core = pool._live_core()
+    real_start = type(core._transport).start_worker
+
+    def start_and_collect(self: object, worker_id: int) -> object:
+        gc.collect()  # as an allocation might, with the roster's lock held
+        return real_start(self, worker_id)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(core._transport), "start_worker", start_and_collect)
+    victim = core.roster.handles()[0]
+    gc.disable()  # so the collection happens where the test puts it
+    Holder(pool)
+    del pool
+    try:
+        with pytest.warns(ResourceWarning, match="unclosed running"):
+            victim.kill()  # the worker handler replaces it, and collects the pool meanwhile
+            assert core._terminated.wait(WAIT)
+    finally:
+        gc.enable()
+    core.join()
+    assert not any(t.is_alive() for t in core._threads)
+    assert multiprocessing.active_children() == []
+
+
+def test_imap_ends_cleanly_when_terminate_runs_in_the_task_handler() -> None:
+    pool = refpool.Pool(2, context=multiprocessing.get_context("fork"))
+    # A lambda cannot be pickled: its error callback runs in the task handler.
+    pool.apply_async(lambda: 1, error_callback=lambda _: pool.terminate())
+    it = pool.imap(square, [])
+    with pytest.raises(refpool.PoolTerminatedError):
+        it.next(WAIT)  # type: ignore[attr-defined]
+    with pytest.raises(StopIteration):
+        it.next(WAIT)  # type: ignore[attr-defined]
+    pool.join()
+
+
+def test_join_waits_for_a_terminate_running_in_another_thread(make_pool: MakePool) -> None:
+    pool = make_pool(2)
+    jobs = [pool.apply_async(sleep_for, (0.01,)) for _ in range(10)]
+    stopper = threading.Thread(target=pool.terminate)
+    stopper.start()
+    while pool._state is refpool.PoolState.RUN:
+        time.sleep(0.001)  # the state changes first thing in terminate(); nothing else to wait on
+    pool.join()
+    assert all(job.ready() for job in jobs)  # every job settled: nothing is left pending
+    stopper.join(WAIT)
