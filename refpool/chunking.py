@@ -21,6 +21,8 @@ def check_chunksize(chunksize: object) -> int:
     return chunksize
 
 
+# API-3: the default map chunksize is ceil(n / (4 * processes)), at least 1.
+# The contracts in this file are checked by CrossHair (tests/contracts/).
 def default_chunksize(length: int, workers: int) -> int:
     """CPython's default for map: ceil(length / (4 * workers)), at least 1.
 
@@ -31,6 +33,8 @@ def default_chunksize(length: int, workers: int) -> int:
     return max(1, -(-length // (4 * workers)))
 
 
+# API-2: a map job is one task per chunk, and the chunks cover the input
+# exactly: the fewest chunks of `chunksize` that hold `length` items.
 def count_chunks(length: int, chunksize: int) -> int:
     """How many chunks of `chunksize` items cover `length` items.
 
@@ -38,6 +42,23 @@ def count_chunks(length: int, chunksize: int) -> int:
     post: (__return__ - 1) * chunksize < length <= __return__ * chunksize or (length == 0 == __return__)
     """
     return -(-length // chunksize)
+
+
+# API-2: the results of chunk `index` go to [start, stop) of the map's list,
+# so the list comes out in input order; consecutive chunks tile it with no gap
+# or overlap, and only the last one may be short.
+def chunk_bounds(index: int, chunksize: int, length: int) -> tuple[int, int]:
+    """The slice [start, stop) of a `length`-item input that chunk `index` covers.
+
+    pre: length >= 0 and chunksize >= 1
+    pre: 0 <= index < count_chunks(length, chunksize)
+    post: __return__[0] == index * chunksize
+    post: 0 <= __return__[0] < __return__[1] <= length
+    post: __return__[1] - __return__[0] == chunksize or __return__[1] == length
+    post: index + 1 < count_chunks(length, chunksize) or __return__[1] == length
+    """
+    start = index * chunksize
+    return start, min(start + chunksize, length)
 
 
 def chunked(iterable: Iterable[T], chunksize: int) -> Iterator[tuple[T, ...]]:

@@ -14,6 +14,7 @@ from queue import SimpleQueue
 from .errors import PoolTerminatedError
 from .jobs import JobCache
 from .lifecycle import Lifecycle, PoolEvent, PoolState
+from .observer import Observer, StateChanged, safely
 from .result_handler import ResultHandler
 from .roster import Roster
 from .task_handler import CLOSED, TERMINATED, QueueMark, TaskBatch, TaskHandler
@@ -28,16 +29,19 @@ TASKS_IN_FLIGHT = 1
 
 
 class PoolCore:
-    def __init__(self, processes: int, maxtasks: int | None, transport: Transport) -> None:
+    def __init__(
+        self, processes: int, maxtasks: int | None, transport: Transport, observer: Observer | None = None
+    ) -> None:
         self.processes = processes
+        self._observe = None if observer is None else safely(observer)
         self.lifecycle = Lifecycle()
         self.cache = JobCache()
-        self.roster = Roster(processes, maxtasks, TASKS_IN_FLIGHT)
+        self.roster = Roster(processes, maxtasks, TASKS_IN_FLIGHT, self._observe)
         self._taskqueue: SimpleQueue[TaskBatch | QueueMark] = SimpleQueue()
         self._transport = transport
         self.worker_handler = WorkerHandler(self.roster, transport)
         self.task_handler = TaskHandler(
-            self._taskqueue, self.roster, transport, self.cache, self._after_shutdown
+            self._taskqueue, self.roster, transport, self.cache, self._after_shutdown, self._observe
         )
         self.result_handler = ResultHandler(
             self.roster, transport, self.cache, self.worker_handler.worker_gone
@@ -55,7 +59,7 @@ class PoolCore:
         except BaseException:
             self.terminate()
             raise
-        self.lifecycle.fire(PoolEvent.STARTED)
+        self._fire(PoolEvent.STARTED)
 
     @property
     def state(self) -> PoolState:
@@ -65,13 +69,23 @@ class PoolCore:
         if self.lifecycle.state is not PoolState.RUN:
             self.lifecycle.fire(PoolEvent.SUBMIT)  # raises "Pool not running"
 
+    def _fire(self, event: PoolEvent) -> PoolState:
+        """Apply a lifecycle event and report a change; returns the state before."""
+        before = self.lifecycle.fire(event)
+        self._report(before, event)
+        return before
+
+    def _report(self, before: PoolState, event: PoolEvent) -> None:
+        if self._observe is not None and self.lifecycle.state is not before:
+            self._observe(StateChanged(before, self.lifecycle.state, event))
+
     def enqueue(self, batch: TaskBatch) -> None:
         """Caller holds `lifecycle.lock` and has fired SUBMIT."""
         self._taskqueue.put(batch)
 
     def close(self) -> None:
         with self.lifecycle.lock:
-            if self.lifecycle.fire(PoolEvent.CLOSE) is PoolState.RUN:
+            if self._fire(PoolEvent.CLOSE) is PoolState.RUN:
                 self._taskqueue.put(CLOSED)
 
     def _after_shutdown(self) -> None:
@@ -81,15 +95,17 @@ class PoolCore:
 
     def terminate(self) -> None:
         with self.lifecycle.lock:
-            if self.lifecycle.fire(PoolEvent.TERMINATE) is PoolState.TERMINATE:
+            before = self.lifecycle.fire(PoolEvent.TERMINATE)
+            if before is PoolState.TERMINATE:
                 return  # terminated already, or being terminated by another thread
+            self.roster.terminate()  # from here no worker starts and no task goes out (WORK-2)
+            self._report(before, PoolEvent.TERMINATE)
         try:
             self._stop_everything()
         finally:
             self._terminated.set()
 
     def _stop_everything(self) -> None:
-        self.roster.terminate()  # no worker starts, no task is handed out
         self._taskqueue.put(TERMINATED)
         self.worker_handler.stop()
         _join_others([self.worker_handler.thread])  # so no worker starts behind our back
@@ -106,11 +122,15 @@ class PoolCore:
         self._release_when_stopped()
 
     def join(self) -> None:
-        if self.lifecycle.fire(PoolEvent.JOIN) is PoolState.TERMINATE:
-            self._terminated.wait()  # a terminate() in another thread finishes first
+        self.lifecycle.fire(PoolEvent.JOIN)
         _join_others(self._threads)
         for handle in self.roster.handles():
             handle.join()
+        # A terminate() in another thread, begun before or during this join,
+        # finishes first: until it has failed the unsettled jobs, join() has
+        # not reached the end (SHUT-4, JOB-1; found by SPIN, models/pool.pml).
+        if self.lifecycle.state is PoolState.TERMINATE:
+            self._terminated.wait()
         self._release_when_stopped()
 
     def _release_when_stopped(self) -> None:

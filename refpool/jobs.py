@@ -19,12 +19,65 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from .chunking import chunk_bounds, count_chunks
 from .errors import TimeoutError
 
 T = TypeVar("T")
 Callback = Callable[[Any], object]
 
 _job_ids = itertools.count()
+
+
+# The bookkeeping of map and imap jobs, pure, so that CrossHair can check its
+# contracts (tests/contracts/test_crosshair.py). The jobs below apply it under
+# their locks.
+
+
+# JOB-6: the first failed chunk fails the map job as a whole, at once.
+# JOB-1: a map job settles once, when its last chunk is in, and never before:
+# the count of chunks due never goes below 0.
+def chunk_done(chunks_left: int, success: bool) -> tuple[int, bool]:
+    """After one chunk's outcome: the chunks still due, and whether the job settles now.
+
+    pre: chunks_left >= 1
+    post: __return__[0] == (chunks_left - 1 if success else chunks_left)
+    post: __return__[0] >= 0
+    post: __return__[1] == (not success or __return__[0] == 0)
+    """
+    if not success:
+        return chunks_left, True
+    return chunks_left - 1, chunks_left == 1
+
+
+# API-4: imap yields its outcomes in input order. An outcome that arrives
+# ahead of its turn waits in `pending`; one that arrives in turn is released
+# with every waiting outcome that follows it without a gap.
+# JOB-1: every outcome is released exactly once: nothing is lost, duplicated
+# or reordered; the ones not released yet stay in `pending`, after the gap.
+def release_in_order(next_index: int, pending: dict[int, T], index: int, item: T) -> tuple[list[T], int]:
+    """Take outcome `item` of task `index`; return the outcomes now due, in order, and the next index.
+
+    `pending` holds the outcomes that came early, by index; it is updated in place.
+
+    pre: 0 <= next_index <= index
+    pre: index not in pending
+    pre: all(k > next_index for k in pending)
+    post[pending]: __return__[1] == next_index + len(__return__[0])
+    post: __return__[1] not in pending and all(k > __return__[1] for k in pending)
+    post: len(__return__[0]) + len(pending) == len(__old__.pending) + 1
+    post: all(pending[k] is ({**__old__.pending, index: item})[k] for k in pending)
+    post: all(x is ({**__old__.pending, index: item})[next_index + i] for i, x in enumerate(__return__[0]))
+    post: (index == next_index) == (len(__return__[0]) > 0)
+    """
+    if index != next_index:
+        pending[index] = item
+        return [], next_index
+    released = [item]
+    next_index += 1
+    while next_index in pending:
+        released.append(pending.pop(next_index))
+        next_index += 1
+    return released, next_index
 
 
 class JobCache:
@@ -167,22 +220,23 @@ class MapResult(ApplyResult):
         super().__init__(cache, pool, callback, error_callback)
         self._chunksize = chunksize
         self._results: list[Any] = [None] * length
-        self._chunks_left = -(-length // chunksize)
-        if self._chunks_left == 0:
-            # CPython settles an empty map without calling the callback;
-            # refpool calls it with [], like every other successful job.
-            self._set(0, True, [])
+        self._chunks_left = count_chunks(length, chunksize)
+        # CPython settles an empty map without calling the callback;
+        # refpool calls it with [], like every other successful job.
+        if self._chunks_left == 0 and self._claim():
+            self._settle(True, self._results)
 
     def _set(self, index: int, success: bool, value: Any) -> None:
         with self._lock:
             if self._settling:
                 return
             if success:
-                start = index * self._chunksize
-                self._results[start : start + self._chunksize] = value
-                self._chunks_left -= 1
-                if self._chunks_left > 0:
-                    return
+                start, stop = chunk_bounds(index, self._chunksize, len(self._results))
+                self._results[start:stop] = value
+            self._chunks_left, settles = chunk_done(self._chunks_left, success)
+            if not settles:
+                return
+            if success:
                 value = self._results
             self._settling = True
         self._settle(success, value)
@@ -228,14 +282,8 @@ class IMapIterator(Job, Generic[T]):
             self._cond.notify_all()
 
     def _accept(self, index: int, outcome: tuple[bool, Any]) -> None:
-        if index != self._delivered:
-            self._unsorted[index] = outcome
-            return
-        self._items.append(outcome)
-        self._delivered += 1
-        while self._delivered in self._unsorted:
-            self._items.append(self._unsorted.pop(self._delivered))
-            self._delivered += 1
+        released, self._delivered = release_in_order(self._delivered, self._unsorted, index, outcome)
+        self._items.extend(released)
 
     def _set_length(self, length: int) -> None:
         """The input is exhausted after `length` tasks."""

@@ -20,7 +20,16 @@ import enum
 import threading
 from typing import Final
 
-__all__ = ["TRANSITIONS", "Lifecycle", "PoolEvent", "PoolState", "PoolStateError", "next_state"]
+__all__ = [
+    "END_STATES",
+    "TRANSITIONS",
+    "Lifecycle",
+    "PoolEvent",
+    "PoolState",
+    "PoolStateError",
+    "legal_events",
+    "next_state",
+]
 
 
 class PoolState(enum.Enum):
@@ -67,6 +76,9 @@ _ILLEGAL_MESSAGES: Final[dict[PoolEvent, str]] = {
     E.CLOSE: "Pool not started",
 }
 
+# The final states: once here, the pool never runs again (LIFE-2).
+END_STATES: Final[frozenset[PoolState]] = frozenset({S.CLOSE, S.TERMINATE})
+
 del S, E
 
 
@@ -78,21 +90,44 @@ class PoolStateError(ValueError):
     """
 
     def __init__(self, state: PoolState, event: PoolEvent) -> None:
-        super().__init__(_ILLEGAL_MESSAGES[event])
+        super().__init__(_ILLEGAL_MESSAGES.get(event, f"Pool cannot {event.value} in state {state}"))
         self.state = state
         self.event = event
         self.add_note(f"refpool: event {event.name} is not allowed in state {state.name}")
 
 
+# The contracts below are checked by CrossHair (tests/contracts/test_crosshair.py).
+# next_state returns only for a pair in the table, and returns the table's state
+# (LIFE-2); any other pair raises PoolStateError (LIFE-3). CLOSE and TERMINATE
+# are final: nothing leads back to INIT or RUN, and TERMINATE leads only to
+# itself (LIFE-4: close() after terminate() does nothing).
 def next_state(state: PoolState, event: PoolEvent) -> PoolState:
     """The state after `event` in `state`; raises PoolStateError if illegal.
 
+    raises: PoolStateError
     post: (state, event) in TRANSITIONS and __return__ == TRANSITIONS[(state, event)]
+    post: state not in END_STATES or __return__ in END_STATES
+    post: state is not PoolState.TERMINATE or __return__ is PoolState.TERMINATE
+    post: event is not PoolEvent.TERMINATE or __return__ is PoolState.TERMINATE
     """
     try:
         return TRANSITIONS[(state, event)]
     except KeyError:
         raise PoolStateError(state, event) from None
+
+
+# LIFE-4: terminate() may be called in every state, so TERMINATE is among the
+# legal events of every state and, with next_state's contract, reachable in one
+# step from each. LIFE-2: what this returns is read from TRANSITIONS alone.
+def legal_events(state: PoolState) -> frozenset[PoolEvent]:
+    """The events that `state` allows, read from TRANSITIONS (for docs and models).
+
+    post: PoolEvent.TERMINATE in __return__
+    post: all((state, event) in TRANSITIONS for event in __return__)
+    post: all(event in __return__ for (s, event) in TRANSITIONS if s == state)
+    post: state not in END_STATES or all(TRANSITIONS[(state, e)] in END_STATES for e in __return__)
+    """
+    return frozenset(event for (s, event) in TRANSITIONS if s == state)
 
 
 class Lifecycle:

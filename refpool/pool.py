@@ -23,6 +23,7 @@ from .core import PoolCore
 from .jobs import ApplyResult, IMapIterator, IMapUnorderedIterator, Job, MapResult
 from .lifecycle import PoolEvent, PoolState
 from .messages import Call
+from .observer import Observer
 from .task_handler import TaskBatch
 from .transport import ProcessTransport, ThreadTransport, Transport, WorkerConfig
 from .worker import mapstar, starmapstar
@@ -93,7 +94,10 @@ class Pool:
         initargs: Iterable[Any] = (),
         maxtasksperchild: int | None = None,
         context: BaseContext | None = None,
+        *,
+        observer: Observer | None = None,
     ) -> None:
+        """As CPython's Pool; `observer` receives the pool's lifecycle (see observer.py)."""
         self._core: PoolCore | None = None
         processes = check_processes(processes)
         maxtasks = check_maxtasks(maxtasksperchild)
@@ -101,7 +105,7 @@ class Pool:
             raise TypeError("initializer must be a callable")
         self._processes = processes
         config: WorkerConfig = (initializer, tuple(initargs), maxtasks)
-        core = PoolCore(processes, maxtasks, self._make_transport(context, config))
+        core = PoolCore(processes, maxtasks, self._make_transport(context, config), observer)
         core.start()
         self._core = core
         # Terminates the pool when it is garbage-collected or at exit, as
@@ -278,8 +282,10 @@ class ThreadPool(Pool):
         processes: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
+        *,
+        observer: Observer | None = None,
     ) -> None:
-        super().__init__(processes, initializer, initargs)
+        super().__init__(processes, initializer, initargs, observer=observer)
 
     def _make_transport(self, context: BaseContext | None, config: WorkerConfig) -> Transport:
         return ThreadTransport(config)

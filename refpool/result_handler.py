@@ -23,7 +23,11 @@ from .transport import Transport
 
 class ResultHandler:
     def __init__(
-        self, roster: Roster, transport: Transport, cache: JobCache, worker_gone: Callable[[], None]
+        self,
+        roster: Roster,
+        transport: Transport,
+        cache: JobCache,
+        worker_gone: Callable[[], None],
     ) -> None:
         self._roster = roster
         self._transport = transport
@@ -42,7 +46,7 @@ class ResultHandler:
                     self._on_outcome(*event)
 
     def _on_outcome(self, worker_id: int, outcome: Outcome) -> None:
-        self._roster.settle(worker_id, (outcome.job_id, outcome.position))
+        self._roster.settle(worker_id, (outcome.job_id, outcome.position), outcome.success)
         success, value = self._open(outcome)
         self._cache.deliver(outcome.job_id, outcome.position, success, value)
 
@@ -70,7 +74,7 @@ class ResultHandler:
         return error
 
     def _on_worker_gone(self, gone: WorkerGone) -> None:
-        record = self._roster.remove(gone.worker_id)
+        record = self._roster.remove(gone.worker_id, gone.exitcode)
         if record is None:
             return
         record.handle.join()

@@ -28,6 +28,15 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .observer import (
+    Observer,
+    OutcomeDelivered,
+    ShutdownBegun,
+    TaskHandedOut,
+    WorkerExited,
+    WorkerStarted,
+)
+
 
 class WorkerHandle(Protocol):
     """A started worker, as the parent sees it (see transport.py)."""
@@ -46,6 +55,66 @@ class WorkerHandle(Protocol):
 TaskKey = tuple[int, int]  # (job id, index in job)
 
 
+# The worker-count arithmetic, pure, so that CrossHair can check its contracts
+# (tests/contracts/test_crosshair.py). Roster below applies it under `cond`.
+
+
+# WORK-1: while the pool may grow, start exactly enough workers to be back at
+# `processes`, never more. WORK-2: none once the sentinels have been sent
+# (SHUT-1) or the pool is terminating. `live <= processes` is the roster's
+# invariant, which Roster.add asserts.
+def workers_to_start(processes: int, live: int, shutdown_begun: bool, terminating: bool) -> int:
+    """How many workers to start now so that `live` is `processes` again.
+
+    pre: processes >= 1 and 0 <= live <= processes
+    post: __return__ >= 0
+    post: live + __return__ <= processes
+    post: not (shutdown_begun or terminating) or __return__ == 0
+    post: shutdown_begun or terminating or live + __return__ == processes
+    """
+    if shutdown_begun or terminating:
+        return 0
+    return processes - live
+
+
+# WORK-3, WORK-4: a worker handed `maxtasks` tasks takes no more and exits by itself.
+def retiring(handed_out: int, maxtasks: int | None) -> bool:
+    """Whether a worker has been handed its `maxtasks` tasks.
+
+    pre: handed_out >= 0 and (maxtasks is None or maxtasks >= 1)
+    post: __return__ == (maxtasks is not None and handed_out >= maxtasks)
+    post: not __return__ or handed_out >= 1
+    """
+    return maxtasks is not None and handed_out >= maxtasks
+
+
+# WORK-3: after taking one more task, a worker holds at most `depth` and has
+# been handed at most `maxtasks` in its life. WORK-5: a worker below both
+# limits is free, and takes a task.
+def can_take(held: int, depth: int, handed_out: int, maxtasks: int | None) -> bool:
+    """Whether a worker holding `held` tasks, handed `handed_out` so far, may take one more.
+
+    pre: held >= 0 and depth >= 1 and handed_out >= 0 and (maxtasks is None or maxtasks >= 1)
+    post: not __return__ or held + 1 <= depth
+    post: not __return__ or maxtasks is None or handed_out + 1 <= maxtasks
+    post: __return__ or held >= depth or (maxtasks is not None and handed_out >= maxtasks)
+    """
+    return held < depth and not retiring(handed_out, maxtasks)
+
+
+# SHUT-2: exactly one sentinel to each live worker that has not been handed
+# its `maxtasks` tasks (such a worker exits by itself); no worker gets two.
+def needs_sentinel(handed_out: int, maxtasks: int | None, got_shutdown: bool) -> bool:
+    """Whether shutdown must send this worker a sentinel now.
+
+    pre: handed_out >= 0 and (maxtasks is None or maxtasks >= 1)
+    post: not (__return__ and got_shutdown)
+    post: not (__return__ and maxtasks is not None and handed_out >= maxtasks)
+    post: __return__ or got_shutdown or (maxtasks is not None and handed_out >= maxtasks)
+    """
+    return not (retiring(handed_out, maxtasks) or got_shutdown)
+
+
 @dataclass
 class WorkerRecord:
     handle: WorkerHandle
@@ -55,7 +124,12 @@ class WorkerRecord:
 
 
 class Roster:
-    def __init__(self, processes: int, maxtasks: int | None, depth: int) -> None:
+    def __init__(
+        self, processes: int, maxtasks: int | None, depth: int, observe: Observer | None = None
+    ) -> None:
+        # Changes are reported to the observer under `cond`, so that the trace
+        # is in the order the roster really changed (observer.py).
+        self._observe = observe
         self.processes = processes
         self.maxtasks = maxtasks
         self.depth = depth
@@ -68,9 +142,7 @@ class Roster:
     # --- worker handler -------------------------------------------------
     def missing(self) -> int:
         """How many workers to start now so the count is `processes` again. Caller holds cond."""
-        if self.shutdown_begun or self.terminating:
-            return 0
-        return self.processes - len(self.workers)
+        return workers_to_start(self.processes, len(self.workers), self.shutdown_begun, self.terminating)
 
     def new_worker_id(self) -> int:
         self._next_id += 1
@@ -80,6 +152,8 @@ class Roster:
         """Caller holds cond and has checked `missing()`."""
         assert self.missing() > 0, "a worker started after shutdown or beyond the count"
         self.workers[handle.worker_id] = WorkerRecord(handle)
+        if self._observe is not None:
+            self._observe(WorkerStarted(handle.worker_id, handle.pid))
         self.cond.notify_all()
 
     # --- task handler ---------------------------------------------------
@@ -94,6 +168,8 @@ class Roster:
                 if record is not None:
                     record.held[key] = None
                     record.handed_out += 1
+                    if self._observe is not None:
+                        self._observe(TaskHandedOut(record.handle.worker_id, *key))
                     return record
                 self.cond.wait()
             return None
@@ -103,7 +179,7 @@ class Roster:
         return min(open_records, key=lambda r: len(r.held), default=None)
 
     def _can_take(self, record: WorkerRecord) -> bool:
-        return len(record.held) < self.depth and not self._retiring(record)
+        return can_take(len(record.held), self.depth, record.handed_out, self.maxtasks)
 
     def begin_shutdown(self) -> list[WorkerRecord]:
         """After the last task: the workers that need a sentinel, each once.
@@ -113,26 +189,35 @@ class Roster:
         """
         with self.cond:
             self.shutdown_begun = True
-            need = [r for r in self.workers.values() if not (self._retiring(r) or r.got_shutdown)]
+            need = [
+                r
+                for r in self.workers.values()
+                if needs_sentinel(r.handed_out, self.maxtasks, r.got_shutdown) and not self.terminating
+            ]
             for record in need:
                 record.got_shutdown = True
+            if self._observe is not None:
+                recipients = tuple(r.handle.worker_id for r in need)
+                self._observe(ShutdownBegun(tuple(self.workers), recipients))
             return need
 
-    def _retiring(self, record: WorkerRecord) -> bool:
-        return self.maxtasks is not None and record.handed_out >= self.maxtasks
-
     # --- result handler -------------------------------------------------
-    def settle(self, worker_id: int, key: TaskKey) -> None:
+    def settle(self, worker_id: int, key: TaskKey, success: bool) -> None:
+        """The worker's outcome for `key` has been read: it holds the task no more."""
         with self.cond:
             record = self.workers.get(worker_id)
             if record is not None:
                 record.held.pop(key, None)
+                if self._observe is not None:
+                    self._observe(OutcomeDelivered(worker_id, *key, success))
                 self.cond.notify_all()
 
-    def remove(self, worker_id: int) -> WorkerRecord | None:
-        """The worker has exited; it no longer holds anything."""
+    def remove(self, worker_id: int, exitcode: int | None) -> WorkerRecord | None:
+        """The worker has exited and all it sent has been read; what it held is lost."""
         with self.cond:
             record = self.workers.pop(worker_id, None)
+            if record is not None and self._observe is not None:
+                self._observe(WorkerExited(worker_id, record.handle.pid, exitcode, tuple(record.held)))
             self.cond.notify_all()
             return record
 

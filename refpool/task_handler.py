@@ -19,6 +19,7 @@ from typing import Final, NamedTuple
 
 from .jobs import JobCache
 from .messages import Call, Task
+from .observer import Observer, SentinelSent
 from .roster import Roster
 from .transport import Transport
 
@@ -45,7 +46,9 @@ class TaskHandler:
         transport: Transport,
         cache: JobCache,
         after_shutdown: Callable[[], None],
+        observe: Observer | None,
     ) -> None:
+        self._observe = observe
         self._taskqueue = taskqueue
         self._roster = roster
         self._transport = transport
@@ -102,5 +105,7 @@ class TaskHandler:
 
     def _send_sentinels(self) -> None:
         for record in self._roster.begin_shutdown():
+            if self._observe is not None:  # before sending, so it precedes the worker's exit
+                self._observe(SentinelSent(record.handle.worker_id))
             record.handle.send_shutdown()
         self._after_shutdown()

@@ -82,6 +82,7 @@ class ProcessTransport:
         # waking a handler that has stopped reading never blocks.
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        self._closing = threading.Lock()
 
     def start_worker(self, worker_id: int) -> ProcessWorker:
         inbox_r, inbox_w = self._context.Pipe(duplex=False)
@@ -136,11 +137,12 @@ class ProcessTransport:
             os.write(self._wake_w, b"!")
 
     def close(self) -> None:
-        """Release the wake pipe; called once no handler thread runs."""
-        if self._wake_r >= 0:
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_r = self._wake_w = -1
+        """Release the wake pipe; called once no handler thread runs, maybe by two threads."""
+        with self._closing:
+            if self._wake_r >= 0:
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                self._wake_r = self._wake_w = -1
 
 
 class ThreadWorker:

@@ -4,24 +4,36 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 import refpool
 
-# A profile for pushes; CI=true makes Hypothesis load its own "ci" profile
-# unless one is loaded here (PITFALLS.md).
-settings.register_profile("push", deadline=None, max_examples=50, derandomize=True, database=None)
-settings.register_profile("fuzz", deadline=None, max_examples=2000)
-settings.load_profile(os.environ.get("REFPOOL_HYPOTHESIS_PROFILE", "push"))
+from pool_helpers import MakePool
+
+# Two profiles: "ci" (the default: every push, a few minutes in all, the same
+# examples each run) and "fuzz" (long runs at night, keeping what it finds in a
+# local example database). Select with REFPOOL_HYPOTHESIS_PROFILE=fuzz or
+# pytest --hypothesis-profile=fuzz. Registering "ci" replaces the profile that
+# Hypothesis loads by itself when CI=true (PITFALLS.md).
+settings.register_profile(
+    "ci", deadline=None, max_examples=25, stateful_step_count=15, derandomize=True, database=None
+)
+settings.register_profile(
+    "fuzz",
+    deadline=None,
+    max_examples=int(os.environ.get("REFPOOL_FUZZ_EXAMPLES", "2000")),
+    stateful_step_count=40,
+    database=DirectoryBasedExampleDatabase(".hypothesis/fuzz"),
+)
+settings.load_profile(os.environ.get("REFPOOL_HYPOTHESIS_PROFILE", "ci"))
 
 PROCESS_KINDS = ["fork", "spawn", "forkserver"]
 ALL_KINDS = [*PROCESS_KINDS, "thread"]
-
-MakePool = Callable[..., refpool.Pool]
 
 
 def _pool_factory(kind: str) -> Iterator[MakePool]:

@@ -7,7 +7,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+
+# What the make_pool fixtures of conftest.py give: a factory of pools.
+MakePool = Callable[..., Any]
 
 # Set by `remember_queue`, the initializer of pools whose tasks report to the test.
 _queue: Any = None

@@ -10,8 +10,8 @@ import pytest
 
 import refpool
 
-from conftest import MakePool
 from pool_helpers import (
+    MakePool,
     add,
     count_up,
     fail_on,
@@ -28,12 +28,14 @@ WAIT = 30  # seconds: a bound on every blocking call, never reached when things 
 
 
 def test_apply(make_pool: MakePool) -> None:
+    """Checks API-1."""
     pool = make_pool()
     assert pool.apply(add, (2, 3)) == 5
     assert pool.apply(add, (), {"a": 1, "b": 2}) == 3
 
 
 def test_apply_async_get_wait_ready_successful(make_pool: MakePool) -> None:
+    """Checks API-1, JOB-2."""
     pool = make_pool()
     result = pool.apply_async(square, (7,))
     result.wait(WAIT)
@@ -42,6 +44,7 @@ def test_apply_async_get_wait_ready_successful(make_pool: MakePool) -> None:
 
 
 def test_get_times_out_then_succeeds(make_pool: MakePool) -> None:
+    """Checks JOB-2."""
     pool = make_pool(1)
     result = pool.apply_async(sleep_for, (0.5,))
     with pytest.raises(multiprocessing.TimeoutError):
@@ -52,6 +55,7 @@ def test_get_times_out_then_succeeds(make_pool: MakePool) -> None:
 
 
 def test_map_and_map_async(make_pool: MakePool) -> None:
+    """Checks API-2, API-3."""
     pool = make_pool()
     assert pool.map(square, range(100)) == [x * x for x in range(100)]
     assert pool.map(square, range(10), chunksize=3) == [x * x for x in range(10)]
@@ -59,6 +63,7 @@ def test_map_and_map_async(make_pool: MakePool) -> None:
 
 
 def test_map_of_nothing_is_an_empty_list(make_pool: MakePool) -> None:
+    """Checks API-2."""
     pool = make_pool()
     seen: list[object] = []
     assert pool.map(square, []) == []
@@ -67,6 +72,7 @@ def test_map_of_nothing_is_an_empty_list(make_pool: MakePool) -> None:
 
 
 def test_starmap_and_starmap_async(make_pool: MakePool) -> None:
+    """Checks API-2."""
     pool = make_pool()
     pairs = [(i, i) for i in range(20)]
     assert pool.starmap(add, pairs) == [2 * i for i in range(20)]
@@ -75,17 +81,20 @@ def test_starmap_and_starmap_async(make_pool: MakePool) -> None:
 
 @pytest.mark.parametrize("chunksize", [1, 4])
 def test_imap_keeps_order(make_pool: MakePool, chunksize: int) -> None:
+    """Checks API-4."""
     pool = make_pool()
     assert list(pool.imap(square, range(30), chunksize)) == [x * x for x in range(30)]
 
 
 @pytest.mark.parametrize("chunksize", [1, 4])
 def test_imap_unordered_gives_every_result(make_pool: MakePool, chunksize: int) -> None:
+    """Checks API-4."""
     pool = make_pool()
     assert sorted(pool.imap_unordered(square, range(30), chunksize)) == [x * x for x in range(30)]
 
 
 def test_imap_next_with_timeout(make_pool: MakePool) -> None:
+    """Checks API-4, JOB-2."""
     pool = make_pool(1)
     it = pool.imap(sleep_for, [0.5, 0.0])
     assert isinstance(it, refpool.IMapIterator)
@@ -98,6 +107,7 @@ def test_imap_next_with_timeout(make_pool: MakePool) -> None:
 
 
 def test_imap_reads_its_input_only_as_workers_need_it(make_pool: MakePool) -> None:
+    """Checks API-5."""
     pool = make_pool(1)
     read: list[int] = []
     it = pool.imap(identity, count_up(10_000, read))
@@ -106,6 +116,7 @@ def test_imap_reads_its_input_only_as_workers_need_it(make_pool: MakePool) -> No
 
 
 def test_imap_over_a_failing_input_stops_with_its_error(make_pool: MakePool) -> None:
+    """Checks API-6."""
     pool = make_pool()
     it = pool.imap(identity, raising_generator(3))
     assert [it.next(WAIT) for _ in range(3)] == [0, 1, 2]
@@ -116,6 +127,7 @@ def test_imap_over_a_failing_input_stops_with_its_error(make_pool: MakePool) -> 
 
 
 def test_an_exception_in_a_task_reaches_the_caller(make_pool: MakePool, pool_kind: str) -> None:
+    """Checks JOB-3, JOB-6."""
     pool = make_pool()
     with pytest.raises(ValueError, match="bad value 1") as caught:
         pool.apply(fail_with_value_error, (1,))
@@ -140,6 +152,7 @@ def list_outcomes(iterator: object) -> list[object]:
 
 
 def test_callback_and_error_callback(make_pool: MakePool) -> None:
+    """Checks JOB-4."""
     pool = make_pool()
     values: list[object] = []
     errors: list[BaseException] = []
@@ -153,11 +166,13 @@ def test_callback_and_error_callback(make_pool: MakePool) -> None:
 
 
 def test_initializer_and_initargs(make_pool: MakePool) -> None:
+    """Checks API-8."""
     pool = make_pool(2, initializer=record_initargs, initargs=(1, "two"))
     assert pool.map(initialized_with, range(4)) == [(1, "two")] * 4
 
 
 def test_context_manager_terminates(make_pool: MakePool) -> None:
+    """Checks LIFE-5."""
     with make_pool() as pool:
         assert pool.map(square, range(3)) == [0, 1, 4]
         assert pool._state is refpool.PoolState.RUN
@@ -165,6 +180,7 @@ def test_context_manager_terminates(make_pool: MakePool) -> None:
 
 
 def test_close_then_join_finishes_the_submitted_work(make_pool: MakePool) -> None:
+    """Checks SHUT-4, JOB-1."""
     pool = make_pool()
     pending = pool.map_async(square, range(50), chunksize=1)
     pool.close()
@@ -173,6 +189,7 @@ def test_close_then_join_finishes_the_submitted_work(make_pool: MakePool) -> Non
 
 
 def test_lifecycle_errors_carry_the_stdlib_messages(make_pool: MakePool) -> None:
+    """Checks LIFE-3, LIFE-4, LIFE-5."""
     pool = make_pool()
     with pytest.raises(ValueError, match="Pool is still running"):
         pool.join()
@@ -195,6 +212,7 @@ def test_lifecycle_errors_carry_the_stdlib_messages(make_pool: MakePool) -> None
 
 
 def test_chunksize_below_one_is_refused(make_pool: MakePool) -> None:
+    """Checks API-3."""
     pool = make_pool()
     for call in (
         lambda: pool.map(square, range(3), chunksize=0),
@@ -208,12 +226,14 @@ def test_chunksize_below_one_is_refused(make_pool: MakePool) -> None:
 
 
 def test_a_callback_that_is_not_callable_is_refused_at_once(make_pool: MakePool) -> None:
+    """Checks JOB-4."""
     pool = make_pool()
     with pytest.raises(TypeError, match="callback must be a callable or None, not 3"):
         pool.apply_async(square, (1,), callback=3)  # type: ignore[arg-type]
 
 
 def test_repr_shows_class_state_and_size(make_pool: MakePool, pool_kind: str) -> None:
+    """Checks API-9."""
     pool = make_pool(3)
     name = "ThreadPool" if pool_kind == "thread" else "Pool"
     assert repr(pool) == f"<refpool.pool.{name} state=RUN pool_size=3>"
@@ -222,6 +242,7 @@ def test_repr_shows_class_state_and_size(make_pool: MakePool, pool_kind: str) ->
 
 
 def test_a_pool_cannot_be_pickled(make_pool: MakePool) -> None:
+    """Checks API-9."""
     import pickle
 
     with pytest.raises(NotImplementedError, match="cannot be passed between processes or pickled"):
@@ -229,6 +250,7 @@ def test_a_pool_cannot_be_pickled(make_pool: MakePool) -> None:
 
 
 def test_many_threads_submitting_while_one_closes_lose_nothing(make_pool: MakePool) -> None:
+    """Checks LIFE-6."""
     pool = make_pool()
     accepted: list[refpool.ApplyResult] = []
     refused = 0
@@ -261,7 +283,7 @@ def test_many_threads_submitting_while_one_closes_lose_nothing(make_pool: MakePo
 
 
 def test_no_task_waits_behind_a_long_one_while_a_worker_is_idle() -> None:
-    """As with CPython's shared queue: a free worker takes the next task."""
+    """As with CPython's shared queue: a free worker takes the next task. (WORK-5)"""
     released = threading.Event()
     with refpool.ThreadPool(2) as pool:
         long_task = pool.apply_async(released.wait, (WAIT,))

@@ -14,6 +14,7 @@ from pool_helpers import pid_of_worker
 
 @pytest.mark.parametrize("processes", [0, -3])
 def test_too_few_processes(processes: int) -> None:
+    """Checks API-7."""
     with pytest.raises(ValueError) as caught:
         refpool.Pool(processes)
     assert str(caught.value) == "Number of processes must be at least 1"
@@ -22,12 +23,14 @@ def test_too_few_processes(processes: int) -> None:
 
 @pytest.mark.parametrize("processes", ["2", 2.0, True])
 def test_processes_must_be_an_int(processes: object) -> None:
+    """Checks API-7."""
     with pytest.raises(TypeError, match=f"processes must be an int or None, not {processes!r}"):
         refpool.ThreadPool(processes)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("maxtasks", [0, -1, 1.5, "3", True])
 def test_bad_maxtasksperchild(maxtasks: object) -> None:
+    """Checks API-7."""
     with pytest.raises(ValueError) as caught:
         refpool.Pool(1, maxtasksperchild=maxtasks)  # type: ignore[arg-type]
     assert str(caught.value) == "maxtasksperchild must be a positive int or None"
@@ -35,6 +38,7 @@ def test_bad_maxtasksperchild(maxtasks: object) -> None:
 
 
 def test_initializer_must_be_callable() -> None:
+    """Checks API-7."""
     with pytest.raises(TypeError, match=r"^initializer must be a callable$"):
         refpool.Pool(1, initializer=3)  # type: ignore[arg-type]
 
@@ -46,6 +50,7 @@ def test_no_process_is_started_when_the_arguments_are_bad() -> None:
 
 
 def test_processes_none_means_the_cpus_this_process_may_use() -> None:
+    """Checks API-7."""
     pool = refpool.ThreadPool()
     try:
         assert pool._processes == len(os.sched_getaffinity(0))
@@ -57,6 +62,7 @@ def test_processes_none_means_the_cpus_this_process_may_use() -> None:
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_context_selects_the_start_method(method: str) -> None:
+    """Checks API-10."""
     with refpool.Pool(2, context=multiprocessing.get_context(method)) as pool:
         pids = set(pool.map(pid_of_worker, range(8), chunksize=1))
         names = {h.process.name for h in pool._live_core().roster.handles()}  # type: ignore[attr-defined]

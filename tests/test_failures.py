@@ -6,8 +6,8 @@ import pytest
 
 import refpool
 
-from conftest import MakePool
 from pool_helpers import (
+    MakePool,
     NeedsTwoArgs,
     raise_needs_two_args,
     raise_unpickles_as_a_string,
@@ -24,7 +24,7 @@ def explode(value: object) -> None:
 
 
 def test_a_raising_callback_fails_only_its_job(make_pool: MakePool) -> None:
-    """CPython's result handler dies here and every later get() hangs (gh-83371)."""
+    """CPython's result handler dies here and every later get() hangs (gh-83371). (JOB-5)"""
     pool = make_pool()
     bad = pool.apply_async(square, (3,), callback=explode)
     bad_map = pool.map_async(square, range(4), callback=explode)
@@ -36,6 +36,7 @@ def test_a_raising_callback_fails_only_its_job(make_pool: MakePool) -> None:
 
 
 def test_a_raising_error_callback_fails_only_its_job(make_pool: MakePool) -> None:
+    """Checks JOB-5."""
     pool = make_pool()
     job = pool.apply_async(square, ("x",), error_callback=explode)
     with pytest.raises(RuntimeError, match="callback got TypeError"):
@@ -44,7 +45,7 @@ def test_a_raising_error_callback_fails_only_its_job(make_pool: MakePool) -> Non
 
 
 def test_an_exception_the_parent_cannot_unpickle_fails_only_its_job(make_process_pool: MakePool) -> None:
-    """CPython's result handler dies unpickling it and the pool hangs (gh-79492)."""
+    """CPython's result handler dies unpickling it and the pool hangs (gh-79492). (ERR-2)"""
     pool = make_process_pool()
     with pytest.raises(
         refpool.ResultDecodingError, match=r"exception of task 0 .* could not be unpickled"
@@ -58,6 +59,7 @@ def test_an_exception_the_parent_cannot_unpickle_fails_only_its_job(make_process
 def test_an_exception_that_unpickles_as_something_else_fails_only_its_job(
     make_process_pool: MakePool,
 ) -> None:
+    """Checks ERR-2."""
     pool = make_process_pool()
     with pytest.raises(refpool.ResultDecodingError, match="'not an exception' is not an exception"):
         pool.apply(raise_unpickles_as_a_string)
@@ -65,6 +67,7 @@ def test_an_exception_that_unpickles_as_something_else_fails_only_its_job(
 
 
 def test_a_result_the_parent_cannot_unpickle_fails_only_its_job(make_process_pool: MakePool) -> None:
+    """Checks ERR-2."""
     pool = make_process_pool()
     with pytest.raises(refpool.ResultDecodingError, match="result of task 0") as caught:
         pool.apply(return_not_unpicklable)
@@ -73,6 +76,7 @@ def test_a_result_the_parent_cannot_unpickle_fails_only_its_job(make_process_poo
 
 
 def test_a_result_the_worker_cannot_pickle_is_a_maybe_encoding_error(make_process_pool: MakePool) -> None:
+    """Checks ERR-1."""
     import multiprocessing.pool
 
     pool = make_process_pool()
@@ -84,6 +88,7 @@ def test_a_result_the_worker_cannot_pickle_is_a_maybe_encoding_error(make_proces
 
 
 def test_a_task_that_cannot_be_pickled_fails_its_job(make_process_pool: MakePool) -> None:
+    """Checks ERR-3."""
     pool = make_process_pool()
     with pytest.raises(Exception, match="pickle"):
         pool.apply(lambda: 1)

@@ -11,6 +11,7 @@ from refpool.jobs import ApplyResult, IMapIterator, IMapUnorderedIterator, JobCa
 
 
 def test_apply_result_settles_once_and_leaves_the_cache() -> None:
+    """Checks JOB-1, JOB-2."""
     cache = JobCache()
     job = ApplyResult(cache, pool=None)
     assert len(cache) == 1 and not job.ready()
@@ -23,6 +24,7 @@ def test_apply_result_settles_once_and_leaves_the_cache() -> None:
 
 
 def test_get_times_out_with_the_multiprocessing_error() -> None:
+    """Checks JOB-2."""
     job = ApplyResult(JobCache(), pool=None)
     with pytest.raises(multiprocessing.TimeoutError):
         job.get(timeout=0.01)
@@ -38,6 +40,7 @@ def test_a_failed_job_raises_its_exception() -> None:
 
 
 def test_the_callback_runs_before_get_returns() -> None:
+    """Checks JOB-4."""
     seen: list[int] = []
     cache = JobCache()
     job = ApplyResult(cache, None, callback=seen.append)
@@ -46,6 +49,7 @@ def test_the_callback_runs_before_get_returns() -> None:
 
 
 def test_a_raising_callback_fails_only_its_job() -> None:
+    """Checks JOB-5."""
     cache = JobCache()
 
     def callback(value: object) -> None:
@@ -61,6 +65,7 @@ def test_a_raising_callback_fails_only_its_job() -> None:
 
 
 def test_a_raising_error_callback_replaces_the_error_and_keeps_it_as_context() -> None:
+    """Checks JOB-5."""
     cache = JobCache()
 
     def error_callback(error: BaseException) -> None:
@@ -85,6 +90,7 @@ def test_map_result_assembles_chunks_in_order() -> None:
 
 
 def test_map_result_fails_on_the_first_failed_chunk() -> None:
+    """Checks JOB-6."""
     cache = JobCache()
     errors: list[BaseException] = []
     job = MapResult(cache, None, chunksize=1, length=3, error_callback=errors.append)
@@ -97,6 +103,7 @@ def test_map_result_fails_on_the_first_failed_chunk() -> None:
 
 
 def test_an_empty_map_settles_at_once_and_calls_the_callback() -> None:
+    """Checks API-2."""
     seen: list[object] = []
     cache = JobCache()
     job = MapResult(cache, None, chunksize=1, length=0, callback=seen.append)
@@ -104,6 +111,7 @@ def test_an_empty_map_settles_at_once_and_calls_the_callback() -> None:
 
 
 def test_imap_yields_in_order_and_stops_at_the_length() -> None:
+    """Checks API-4."""
     cache = JobCache()
     it: IMapIterator[int] = IMapIterator(cache, None)
     cache.deliver(it.job_id, 1, True, "b")
@@ -137,6 +145,7 @@ def test_imap_next_wakes_when_an_item_arrives() -> None:
 
 
 def test_abandon_all_fails_every_pending_job_once() -> None:
+    """Checks SHUT-5, JOB-1."""
     cache = JobCache()
     apply_job = ApplyResult(cache, None)
     map_job = MapResult(cache, None, chunksize=1, length=2)
@@ -155,6 +164,7 @@ def test_abandon_all_fails_every_pending_job_once() -> None:
 
 
 def test_a_job_keeps_its_pool_alive_until_it_settles() -> None:
+    """Checks LIFE-7."""
     cache = JobCache()
     pool = object()
     job = ApplyResult(cache, pool)

@@ -13,10 +13,12 @@ ALL_PAIRS = list(itertools.product(PoolState, PoolEvent))
 
 
 def test_states_print_as_the_stdlib_words() -> None:
+    """Checks LIFE-1."""
     assert [str(s) for s in PoolState] == ["INIT", "RUN", "CLOSE", "TERMINATE"]
 
 
 def test_the_table_says_what_the_stdlib_pool_allows() -> None:
+    """Checks LIFE-2, LIFE-4."""
     assert next_state(S.INIT, E.STARTED) is S.RUN
     assert next_state(S.RUN, E.SUBMIT) is S.RUN
     assert next_state(S.RUN, E.CLOSE) is S.CLOSE
@@ -29,6 +31,7 @@ def test_the_table_says_what_the_stdlib_pool_allows() -> None:
 
 
 def test_end_states_are_final() -> None:
+    """Checks LIFE-2."""
     for (state, _event), after in TRANSITIONS.items():
         if state in (S.CLOSE, S.TERMINATE):
             assert after in (state, S.TERMINATE)
@@ -36,6 +39,7 @@ def test_end_states_are_final() -> None:
 
 @pytest.mark.parametrize(("state", "event"), [p for p in ALL_PAIRS if p not in TRANSITIONS])
 def test_an_illegal_event_raises_and_leaves_the_state(state: PoolState, event: PoolEvent) -> None:
+    """Checks LIFE-3."""
     lifecycle = Lifecycle()
     lifecycle._state = state  # only tests reach in: no public way to every state
     with pytest.raises(PoolStateError) as caught:
@@ -56,6 +60,7 @@ def test_an_illegal_event_raises_and_leaves_the_state(state: PoolState, event: P
     ],
 )
 def test_illegal_events_keep_the_stdlib_messages(state: PoolState, event: PoolEvent, message: str) -> None:
+    """Checks LIFE-3."""
     with pytest.raises(ValueError) as caught:
         next_state(state, event)
     assert str(caught.value) == message

@@ -14,8 +14,8 @@ import pytest
 
 import refpool
 
-from conftest import MakePool
 from pool_helpers import (
+    MakePool,
     announce_and_wait,
     call_sys_exit,
     exit_abruptly,
@@ -43,6 +43,7 @@ def live_worker_pids(pool: refpool.Pool, expected: int) -> set[int]:
 
 
 def test_sigkill_during_map_fails_that_job_and_the_pool_goes_on(make_process_pool: MakePool) -> None:
+    """Checks LOST-1, LOST-2, WORK-1."""
     import multiprocessing
 
     queue = multiprocessing.get_context("spawn").Queue()
@@ -65,6 +66,7 @@ def test_sigkill_during_map_fails_that_job_and_the_pool_goes_on(make_process_poo
 
 
 def test_os_exit_during_apply_async_fails_that_job_only(make_process_pool: MakePool) -> None:
+    """Checks LOST-1, LOST-2."""
     pool = make_process_pool(2)
     others = [pool.apply_async(square, (i,)) for i in range(5)]
     doomed = pool.apply_async(exit_abruptly, (3,))
@@ -87,6 +89,7 @@ def _outcome(result: refpool.ApplyResult) -> object:
 
 
 def test_a_worker_that_kills_itself_in_a_map_chunk(make_process_pool: MakePool) -> None:
+    """Checks LOST-1."""
     pool = make_process_pool(2)
     with pytest.raises(refpool.WorkerLostError):
         pool.map(kill_self_on, range(10), chunksize=1)
@@ -94,6 +97,7 @@ def test_a_worker_that_kills_itself_in_a_map_chunk(make_process_pool: MakePool) 
 
 
 def test_sys_exit_in_a_task_is_a_lost_worker_not_a_hang(make_process_pool: MakePool) -> None:
+    """Checks LOST-1."""
     pool = make_process_pool(1)
     with pytest.raises(refpool.WorkerLostError, match="exit code 0"):
         pool.apply_async(call_sys_exit).get(timeout=PROMPTLY)
@@ -101,6 +105,7 @@ def test_sys_exit_in_a_task_is_a_lost_worker_not_a_hang(make_process_pool: MakeP
 
 
 def test_imap_reports_the_lost_item_and_goes_on(make_process_pool: MakePool) -> None:
+    """Checks LOST-1, WORK-3."""
     pool = make_process_pool(1)
     it = pool.imap(kill_self_on, range(8))
     outcomes: list[object] = []
@@ -114,6 +119,7 @@ def test_imap_reports_the_lost_item_and_goes_on(make_process_pool: MakePool) -> 
 
 
 def test_a_lost_worker_after_close_still_lets_join_return(make_process_pool: MakePool) -> None:
+    """Checks LOST-2, SHUT-4."""
     pool = make_process_pool(2)
     doomed = pool.apply_async(exit_abruptly, (5,))
     fine = pool.map_async(square, range(10))
@@ -125,12 +131,14 @@ def test_a_lost_worker_after_close_still_lets_join_return(make_process_pool: Mak
 
 
 def test_a_failing_initializer_fails_jobs_instead_of_hanging(make_process_pool: MakePool) -> None:
+    """Checks LOST-1."""
     pool = make_process_pool(1, initializer=failing_initializer)
     with pytest.raises(refpool.WorkerLostError, match="exit code 1"):
         pool.apply_async(square, (1,)).get(timeout=PROMPTLY)
 
 
 def test_maxtasksperchild_replaces_workers_and_finishes_after_close(make_process_pool: MakePool) -> None:
+    """Checks WORK-2, WORK-4."""
     pool = make_process_pool(2, maxtasksperchild=1)
     pending = pool.map_async(pid_of_worker, range(12), chunksize=1)
     pool.close()

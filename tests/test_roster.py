@@ -31,6 +31,7 @@ def filled(processes: int = 2, maxtasks: int | None = None, depth: int = 2) -> R
 
 
 def test_missing_counts_up_to_processes() -> None:
+    """Checks WORK-1."""
     roster = Roster(3, None, 2)
     with roster.cond:
         assert roster.missing() == 3
@@ -39,6 +40,7 @@ def test_missing_counts_up_to_processes() -> None:
 
 
 def test_tasks_go_to_the_least_busy_worker_and_are_recorded() -> None:
+    """Checks WORK-3."""
     roster = filled()
     first = roster.assign((0, 0))
     second = roster.assign((0, 1))
@@ -48,11 +50,12 @@ def test_tasks_go_to_the_least_busy_worker_and_are_recorded() -> None:
 
 
 def test_a_gone_worker_hands_back_exactly_what_it_held() -> None:
+    """Checks LOST-1, WORK-3."""
     roster = filled()
     records = [roster.assign((7, i)) for i in range(4)]
     assert all(r is not None for r in records)
-    roster.settle(1, (7, 0))
-    gone = roster.remove(1)
+    roster.settle(1, (7, 0), True)
+    gone = roster.remove(1, 0)
     assert gone is not None
     assert sorted(gone.held) == [(7, 2)]
     assert 1 not in roster.workers
@@ -66,7 +69,7 @@ def test_assign_waits_while_every_worker_is_full() -> None:
     waiter.start()
     waiter.join(0.2)
     assert waiter.is_alive() and got == []  # full: it must wait
-    roster.settle(1, (0, 0))
+    roster.settle(1, (0, 0), True)
     waiter.join(5)
     assert not waiter.is_alive() and got and got[0] is not None
 
@@ -83,6 +86,7 @@ def test_assign_gives_up_when_terminating() -> None:
 
 
 def test_a_worker_is_handed_at_most_maxtasks() -> None:
+    """Checks WORK-3."""
     roster = filled(processes=1, maxtasks=2, depth=5)
     assert roster.assign((0, 0)) is not None
     assert roster.assign((0, 1)) is not None
@@ -91,6 +95,7 @@ def test_a_worker_is_handed_at_most_maxtasks() -> None:
 
 
 def test_sentinels_go_to_every_worker_but_the_retiring_ones() -> None:
+    """Checks SHUT-2."""
     roster = filled(processes=2, maxtasks=1)
     retiring = roster.assign((0, 0))
     need = roster.begin_shutdown()
@@ -101,8 +106,9 @@ def test_sentinels_go_to_every_worker_but_the_retiring_ones() -> None:
 
 
 def test_no_worker_is_added_after_shutdown_has_begun() -> None:
+    """Checks WORK-2."""
     roster = filled(processes=2)
-    roster.remove(1)
+    roster.remove(1, 0)
     roster.begin_shutdown()
     with roster.cond:
         assert roster.missing() == 0
@@ -114,6 +120,6 @@ def test_finished_once_shutdown_has_begun_and_every_worker_is_gone() -> None:
     roster = filled(processes=2)
     roster.begin_shutdown()
     assert not roster.finished()
-    roster.remove(1)
-    roster.remove(2)
+    roster.remove(1, 0)
+    roster.remove(2, 0)
     assert roster.finished()

@@ -31,7 +31,7 @@ def fork_pool() -> Iterator[refpool.Pool]:
 def test_without_task_ownership_a_lost_worker_hangs_its_job(
     monkeypatch: pytest.MonkeyPatch, fork_pool: refpool.Pool
 ) -> None:
-    """Seeded bug: the roster forgets which worker holds a task (CPython's design)."""
+    """Seeded bug: the roster forgets which worker holds a task (CPython's design). (LOST-1, WORK-3)"""
     real_assign = Roster.assign
 
     def forgetful_assign(self: Roster, key: TaskKey) -> WorkerRecord | None:
@@ -50,7 +50,7 @@ def test_without_task_ownership_a_lost_worker_hangs_its_job(
 def test_without_replacement_the_worker_count_check_fails(
     monkeypatch: pytest.MonkeyPatch, fork_pool: refpool.Pool
 ) -> None:
-    """Seeded bug: the worker handler ignores exits."""
+    """Seeded bug: the worker handler ignores exits. (WORK-1)"""
     from test_lost_workers import live_worker_pids
 
     monkeypatch.setattr(type(fork_pool._live_core().worker_handler), "maintain", lambda self: None)
@@ -64,7 +64,7 @@ def test_without_replacement_the_worker_count_check_fails(
 def test_one_sentinel_too_few_makes_join_hang(
     monkeypatch: pytest.MonkeyPatch, fork_pool: refpool.Pool
 ) -> None:
-    """Seeded bug: the task handler sends one shutdown sentinel too few."""
+    """Seeded bug: the task handler sends one shutdown sentinel too few. (SHUT-2)"""
     real = Roster.begin_shutdown
     monkeypatch.setattr(Roster, "begin_shutdown", lambda self: real(self)[1:])
     assert fork_pool.map(square, range(4)) == [0, 1, 4, 9]

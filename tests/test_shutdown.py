@@ -12,8 +12,7 @@ import pytest
 
 import refpool
 
-from conftest import MakePool
-from pool_helpers import announce_and_wait, remember_queue, sleep_for, square
+from pool_helpers import MakePool, announce_and_wait, remember_queue, sleep_for, square
 
 WAIT = 30
 
@@ -32,6 +31,7 @@ def assert_nothing_left(pool: refpool.Pool) -> None:
 
 
 def test_after_close_and_join_no_worker_or_handler_is_alive(make_pool: MakePool) -> None:
+    """Checks SHUT-3, SHUT-4, SHUT-6."""
     pool = make_pool(3)
     assert pool.map(square, range(30)) == [x * x for x in range(30)]
     pool.close()
@@ -40,6 +40,7 @@ def test_after_close_and_join_no_worker_or_handler_is_alive(make_pool: MakePool)
 
 
 def test_after_terminate_and_join_no_worker_or_handler_is_alive(make_pool: MakePool) -> None:
+    """Checks SHUT-4, SHUT-6."""
     pool = make_pool(2)
     pool.map_async(sleep_for, [0.2] * 6, chunksize=1)
     pool.terminate()
@@ -48,6 +49,7 @@ def test_after_terminate_and_join_no_worker_or_handler_is_alive(make_pool: MakeP
 
 
 def test_terminate_fails_pending_jobs_instead_of_leaving_them(make_process_pool: MakePool) -> None:
+    """Checks SHUT-5."""
     queue = multiprocessing.get_context("spawn").Queue()
     pool = make_process_pool(1, initializer=remember_queue, initargs=(queue,))
     busy = pool.apply_async(announce_and_wait, (0,))
@@ -63,6 +65,7 @@ def test_terminate_fails_pending_jobs_instead_of_leaving_them(make_process_pool:
 
 
 def test_terminate_from_a_callback_does_not_deadlock(make_pool: MakePool) -> None:
+    """Checks SHUT-4."""
     pool = make_pool(2)
     done = threading.Event()
 
@@ -77,6 +80,7 @@ def test_terminate_from_a_callback_does_not_deadlock(make_pool: MakePool) -> Non
 
 
 def test_join_from_a_callback_after_close_does_not_deadlock(make_pool: MakePool) -> None:
+    """Checks SHUT-4."""
     pool = make_pool(2)
     joined = threading.Event()
 
@@ -90,6 +94,7 @@ def test_join_from_a_callback_after_close_does_not_deadlock(make_pool: MakePool)
 
 
 def test_a_dropped_running_pool_warns_and_is_terminated() -> None:
+    """Checks LIFE-7."""
     pool = refpool.Pool(2, context=multiprocessing.get_context("fork"))
     core = pool._live_core()
     with pytest.warns(ResourceWarning, match="unclosed running multiprocessing pool"):
@@ -102,6 +107,7 @@ def test_a_dropped_running_pool_warns_and_is_terminated() -> None:
 
 def test_a_pending_job_keeps_its_pool_alive() -> None:
     # As in CPython, the pool lives until the job settles; then, unclosed, it warns.
+    """Checks LIFE-7."""
     with pytest.warns(ResourceWarning, match="unclosed running"):
         result = refpool.ThreadPool(2).map_async(sleep_for, [0.05] * 4)
         gc.collect()
@@ -110,6 +116,7 @@ def test_a_pending_job_keeps_its_pool_alive() -> None:
 
 
 def test_closed_pool_that_is_dropped_does_not_warn() -> None:
+    """Checks LIFE-7."""
     pool = refpool.ThreadPool(1)
     pool.close()
     pool.join()
@@ -122,6 +129,7 @@ def test_closed_pool_that_is_dropped_does_not_warn() -> None:
 
 
 def test_terminate_twice_and_join_twice_are_harmless(make_pool: MakePool) -> None:
+    """Checks LIFE-4."""
     pool = make_pool()
     pool.terminate()
     pool.terminate()
@@ -135,6 +143,7 @@ def open_fds() -> int:
 
 
 def test_pools_leave_no_file_descriptors_behind() -> None:
+    """Checks SHUT-6."""
     before = open_fds()
     for _ in range(5):
         closed = refpool.Pool(2, context=multiprocessing.get_context("fork"))
@@ -158,7 +167,7 @@ class Holder:
 
 
 def test_a_pool_collected_inside_its_own_thread_is_still_terminated(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The finalizer may run in a pool thread that holds the roster's lock (here: starting a worker)."""
+    """LIFE-7: the finalizer may run in a pool thread holding the roster's lock (here: starting a worker)."""
     pool = refpool.Pool(2, context=multiprocessing.get_context("fork"))
     core = pool._live_core()
     real_start = type(core._transport).start_worker
@@ -184,6 +193,7 @@ def test_a_pool_collected_inside_its_own_thread_is_still_terminated(monkeypatch:
 
 
 def test_imap_ends_cleanly_when_terminate_runs_in_the_task_handler() -> None:
+    """Checks SHUT-5."""
     pool = refpool.Pool(2, context=multiprocessing.get_context("fork"))
     # A lambda cannot be pickled: its error callback runs in the task handler.
     pool.apply_async(lambda: 1, error_callback=lambda _: pool.terminate())
@@ -196,6 +206,7 @@ def test_imap_ends_cleanly_when_terminate_runs_in_the_task_handler() -> None:
 
 
 def test_join_waits_for_a_terminate_running_in_another_thread(make_pool: MakePool) -> None:
+    """Checks SHUT-4."""
     pool = make_pool(2)
     jobs = [pool.apply_async(sleep_for, (0.01,)) for _ in range(10)]
     stopper = threading.Thread(target=pool.terminate)

@@ -1,0 +1,87 @@
+"""What a pool can tell an observer: its lifecycle, step by step.
+
+Pass `observer=callable` to Pool or ThreadPool and it is called with one of
+the records below each time the pool does something that the spec constrains:
+a state change, a worker started or gone, a task handed out, an outcome
+delivered, the start of shutdown and each sentinel sent. Tests check the
+spec's invariants on this trace; learners can print it to watch a pool work.
+
+The observer is called from the pool's own threads, so it must be quick and
+thread-safe (appending to a list is), and must not raise: an exception from
+it is printed and ignored. When no observer is given, nothing is built or
+called.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import NamedTuple
+
+from .lifecycle import PoolEvent, PoolState
+
+TaskKey = tuple[int, int]  # (job id, position in job)
+
+
+class StateChanged(NamedTuple):
+    before: PoolState
+    after: PoolState
+    event: PoolEvent
+
+
+class WorkerStarted(NamedTuple):
+    worker_id: int
+    pid: int | None
+
+
+class TaskHandedOut(NamedTuple):
+    worker_id: int
+    job_id: int
+    position: int
+
+
+class OutcomeDelivered(NamedTuple):
+    worker_id: int
+    job_id: int
+    position: int
+    success: bool
+
+
+class WorkerExited(NamedTuple):
+    worker_id: int
+    pid: int | None
+    exitcode: int | None
+    lost: tuple[TaskKey, ...]  # the tasks it held, which fail with WorkerLostError
+
+
+class ShutdownBegun(NamedTuple):
+    live: tuple[int, ...]  # worker ids alive when the last task had gone out
+    sentinel_to: tuple[int, ...]  # those that get a sentinel (the rest retire by quota)
+
+
+class SentinelSent(NamedTuple):
+    worker_id: int
+
+
+Observation = (
+    StateChanged
+    | WorkerStarted
+    | TaskHandedOut
+    | OutcomeDelivered
+    | WorkerExited
+    | ShutdownBegun
+    | SentinelSent
+)
+Observer = Callable[[Observation], object]
+
+
+def safely(observer: Observer) -> Observer:
+    """Wrap an observer so that its exceptions cannot break the pool."""
+
+    def observe(observation: Observation) -> None:
+        try:
+            observer(observation)
+        except Exception:
+            traceback.print_exc()
+
+    return observe
