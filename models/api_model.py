@@ -73,6 +73,13 @@ def sleep_for(seconds: float) -> float:
     return seconds
 
 
+def unpicklable_result() -> object:
+    """A result a process worker cannot send back (ERR-1)."""
+    import threading
+
+    return threading.Lock()
+
+
 def square_or_fail_pair(pair: tuple[int, int | None]) -> int:
     """For imap, whose function takes one argument."""
     return square_or_fail(*pair)

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from models.api_model import (
     sleep_for,
     square_or_fail,
     square_or_fail_pair,
+    unpicklable_result,
 )
 from models.trace_invariants import check_final, check_trace
 from refpool.observer import Observation, StateChanged, WorkerExited
@@ -125,6 +127,28 @@ class PoolMachine(RuleBasedStateMachine):
             self.pending.append(
                 Pending(result, result.job_id, Expected(error=RuntimeError, message="callback"))
             )
+
+    @precondition(lambda self: self.kind != "thread")
+    @rule()
+    def apply_async_unpicklable_result(self) -> None:
+        """ERR-1: a result the worker cannot pickle fails its job only."""
+        result = self._submit(lambda: self.pool.apply_async(unpicklable_result))
+        if result is not None:
+            expected = Expected(error=refpool.MaybeEncodingError, message="Error sending result")
+            self.pending.append(Pending(result, result.job_id, expected))
+
+    @precondition(lambda self: self.model.state == "RUN")
+    @rule()
+    def wait_for_full_strength(self) -> None:
+        """WORK-1: once settled, a running pool has exactly `processes` live workers."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            book = check_trace(self.trace, PROCESSES, self.maxtasks)
+            alive = [h for h in self.pool._live_core().roster.handles() if h.is_alive()]
+            if len(book.live) == len(alive) == PROCESSES:
+                return
+            require(time.monotonic() < deadline, f"WORK-1: {len(alive)} live workers, not {PROCESSES}")
+            time.sleep(0.005)  # a count settling has no event to wait on; each poll is short
 
     @rule(data=st.data())
     def get(self, data: st.DataObject) -> None:
@@ -223,15 +247,18 @@ class PoolMachine(RuleBasedStateMachine):
             return self._terminated()  # SHUT-5
         return expected.matches(outcome)
 
+    def _clause_for(self, job_id: int) -> str:
+        """The clause a wrong ending breaks: LOST-1 if a dead worker held one of its tasks."""
+        return "LOST-1" if any(key[0] == job_id for key in self._lost()) else "JOB-1"
+
     def _check_outcome(self, pending: Pending) -> None:
         try:
             outcome: Any = pending.result.get(WAIT)
         except multiprocessing.TimeoutError:
-            require(False, f"JOB-1: job {pending.job_id} never settled")
+            require(False, f"{self._clause_for(pending.job_id)}: job {pending.job_id} never settled")
         except Exception as exc:
             outcome = exc
-        held_by_the_dead = any(key[0] == pending.job_id for key in self._lost())
-        clause = "LOST-1" if held_by_the_dead else "JOB-1"
+        clause = self._clause_for(pending.job_id)
         require(
             self._allowed(pending.job_id, None, pending.expected, outcome),
             f"{clause}: job {pending.job_id} ended with {outcome!r}, not {pending.expected}",
@@ -243,7 +270,9 @@ class PoolMachine(RuleBasedStateMachine):
             try:
                 outcomes.append(iterator.next(WAIT))
             except multiprocessing.TimeoutError:
-                require(False, f"JOB-1: imap job {iterator.job_id} stopped yielding")
+                require(
+                    False, f"{self._clause_for(iterator.job_id)}: imap job {iterator.job_id} stopped yielding"
+                )
             except StopIteration:
                 require(False, "API-4: imap stopped early")
             except Exception as exc:

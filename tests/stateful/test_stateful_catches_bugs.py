@@ -21,7 +21,7 @@ from refpool.core import PoolCore
 from refpool.roster import Roster, WorkerRecord
 
 QUICK = settings(
-    max_examples=60,
+    max_examples=300,
     stateful_step_count=20,
     phases=[Phase.generate],
     deadline=None,
