@@ -1,4 +1,8 @@
-"""`python -m refpool`: a short demonstration of a pool's life, lost worker included."""
+"""`python -m refpool conform TARGET`: the conformance report (see cli.py).
+
+With no arguments, `python -m refpool` shows a short demonstration of a
+pool's life, lost worker included.
+"""
 
 from __future__ import annotations
 
@@ -34,4 +38,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        from .cli import main as cli_main
+
+        sys.exit(cli_main())
     sys.exit(main())

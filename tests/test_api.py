@@ -212,7 +212,7 @@ def test_lifecycle_errors_carry_the_stdlib_messages(make_pool: MakePool) -> None
 
 
 def test_chunksize_below_one_is_refused(make_pool: MakePool) -> None:
-    """Checks API-3."""
+    """Checks API-3, API-11."""
     pool = make_pool()
     for call in (
         lambda: pool.map(square, range(3), chunksize=0),
@@ -226,7 +226,7 @@ def test_chunksize_below_one_is_refused(make_pool: MakePool) -> None:
 
 
 def test_a_callback_that_is_not_callable_is_refused_at_once(make_pool: MakePool) -> None:
-    """Checks JOB-4."""
+    """Checks JOB-7."""
     pool = make_pool()
     with pytest.raises(TypeError, match="callback must be a callable or None, not 3"):
         pool.apply_async(square, (1,), callback=3)  # type: ignore[arg-type]

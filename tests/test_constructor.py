@@ -23,7 +23,7 @@ def test_too_few_processes(processes: int) -> None:
 
 @pytest.mark.parametrize("processes", ["2", 2.0, True])
 def test_processes_must_be_an_int(processes: object) -> None:
-    """Checks API-7."""
+    """Checks API-12."""
     with pytest.raises(TypeError, match=f"processes must be an int or None, not {processes!r}"):
         refpool.ThreadPool(processes)  # type: ignore[arg-type]
 
@@ -50,7 +50,7 @@ def test_no_process_is_started_when_the_arguments_are_bad() -> None:
 
 
 def test_processes_none_means_the_cpus_this_process_may_use() -> None:
-    """Checks API-7."""
+    """Checks API-12."""
     pool = refpool.ThreadPool()
     try:
         assert pool._processes == len(os.sched_getaffinity(0))

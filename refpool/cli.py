@@ -1,0 +1,103 @@
+"""The `refpool` command: `refpool conform TARGET ...` (also `python -m refpool conform ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="refpool", description="refpool: a reference process pool and its oracle."
+    )
+    commands = top.add_subparsers(dest="command", required=True)
+    conform = commands.add_parser(
+        "conform",
+        help="check a pool implementation against the spec",
+        description="Check a pool with the multiprocessing.pool API against the spec, clause by clause.",
+    )
+    conform.add_argument(
+        "target",
+        help="module:attribute of a pool class or factory, or one of: refpool, refpool-threads, "
+        "stdlib, stdlib-threads, billiard, multiprocess, ray",
+    )
+    conform.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    conform.add_argument(
+        "--clauses", metavar="PATTERN", help="comma-separated globs of clause IDs, e.g. 'LIFE-*,LOST-1'"
+    )
+    conform.add_argument(
+        "--fuzz-examples", type=int, default=30, metavar="N", help="differential fuzzing (0: none)"
+    )
+    conform.add_argument(
+        "--timeout", type=float, default=30.0, metavar="S", help="deadline of each check (HANG after)"
+    )
+    conform.add_argument("--jobs", type=int, default=2, metavar="N", help="checks run at once")
+    conform.add_argument("--output", metavar="FILE", help="write the report here instead of standard output")
+    conform.add_argument(
+        "--report-only",
+        action="store_true",
+        help="exit 0 whatever the verdicts (1 is for a target that breaks clauses)",
+    )
+    return top
+
+
+def conform(args: argparse.Namespace) -> int:
+    from .conform.registry import CHECKS
+    from .conform.report import FORMATS, Report
+    from .conform.runner import run_all, select
+    from .conform.targets import TargetUnavailable, parse
+
+    try:
+        target = parse(args.target)
+        target.load()
+    except TargetUnavailable as error:
+        print(f"refpool conform: {error}", file=sys.stderr)
+        return 2
+    clause_ids = select(args.clauses)
+    if not clause_ids:
+        print(
+            f"refpool conform: no clause matches {args.clauses!r}; known: {', '.join(CHECKS)}",
+            file=sys.stderr,
+        )
+        return 2
+
+    def progress(done: int, total: int, clause: str) -> None:
+        print(f"\rclause {done} of {total} ({clause})   ", end="", file=sys.stderr, flush=True)
+
+    verdicts = run_all(args.target, clause_ids, args.timeout, args.jobs, progress)
+    print(file=sys.stderr)
+    fuzz = None
+    if args.fuzz_examples > 0:
+        fuzz = run_fuzzer(args.target, args.fuzz_examples)
+    report = Report(args.target, target.version, verdicts, fuzz)
+    text = FORMATS[args.format](report)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0 if report.passed or args.report_only else 1
+
+
+def run_fuzzer(target: str, examples: int) -> dict[str, object]:
+    try:
+        import hypothesis  # noqa: F401  (the fuzzer is built on it; the pool itself needs nothing)
+    except ImportError:
+        reason = "the fuzzer needs Hypothesis: pip install 'refpool[conform]'"
+        return {"status": "SKIP", "divergence": False, "examples": 0, "message": reason}
+    from .conform.fuzz import fuzz_in_subprocess
+
+    print(f"fuzzing: {examples} examples against the model", file=sys.stderr, flush=True)
+    return fuzz_in_subprocess(target, examples, max(120.0, examples * 6.0)).as_dict()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "conform":
+        return conform(args)
+    raise AssertionError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

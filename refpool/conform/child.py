@@ -1,0 +1,54 @@
+"""Runs one clause check against one target in a process of its own.
+
+Usage: `python -m refpool.conform.child TARGET CLAUSE`.
+
+It prints one line `RESULT {json}` on stdout and exits at once with os._exit,
+so that threads or processes the target leaves behind cannot keep it alive.
+If the target crashes the process, there is no RESULT line: the runner reports
+CRASH. If it hangs, the runner kills it at the deadline and reports HANG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+from . import clauses  # noqa: F401  (registers the checks)
+from .registry import CHECKS, Broken, Skip
+from .targets import TargetUnavailable, parse
+
+RESULT_MARK = "RESULT "
+
+
+def run(target_spec: str, clause: str) -> dict[str, str]:
+    try:
+        factory = parse(target_spec).load()
+    except TargetUnavailable as error:
+        return {"status": "SKIP", "reason": str(error)}
+    try:
+        CHECKS[clause].run(factory)
+    except Skip as skip:
+        return {"status": "SKIP", "reason": str(skip)}
+    except Broken as broken:
+        return {"status": "FAIL", "reason": str(broken)}
+    except AssertionError as failed:
+        return {"status": "FAIL", "reason": str(failed) or "an assertion of the check failed"}
+    except Exception as error:
+        last = traceback.extract_tb(error.__traceback__)[-1]
+        return {"status": "FAIL", "reason": f"{type(error).__name__}: {error} (at {last.name}:{last.lineno})"}
+    return {"status": "PASS", "reason": ""}
+
+
+def main() -> None:
+    target_spec, clause = sys.argv[1], sys.argv[2]
+    result = run(target_spec, clause)
+    sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Runs every selected clause check, each in a fresh subprocess with a deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO
+
+from . import clauses  # noqa: F401  (registers the checks)
+from .child import RESULT_MARK
+from .registry import CHECKS
+
+
+@dataclass(frozen=True)
+class Verdict:
+    clause: str
+    title: str
+    status: str  # PASS, FAIL, HANG, CRASH or SKIP
+    reason: str
+    seconds: float
+    extension: bool
+
+
+def select(patterns: str | None) -> list[str]:
+    """Clause IDs matching comma-separated globs (e.g. "LIFE-*,LOST-1"), in spec order."""
+    chosen = list(CHECKS)
+    if patterns:
+        globs = [p.strip() for p in patterns.split(",") if p.strip()]
+        chosen = [c for c in chosen if any(fnmatch.fnmatchcase(c, g) for g in globs)]
+    return chosen
+
+
+def run_check(target: str, clause: str, timeout: float) -> Verdict:
+    check = CHECKS[clause]
+    started = time.monotonic()
+    # Output goes to files, not pipes: workers a broken pool leaves behind keep
+    # a pipe open, and reading it to its end would wait for them. The child's
+    # own exit says it is done; a session of its own lets us end its leftovers.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "refpool.conform.child", target, clause],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_session(process.pid)
+            process.wait()
+            status, reason = "HANG", f"no answer in {timeout:g} s while: {_last_step(_read(err))}"
+        else:
+            _kill_session(process.pid)
+            status, reason = _result(_read(out), _read(err), process.returncode)
+    return Verdict(clause, check.title, status, reason, time.monotonic() - started, check.extension)
+
+
+def _read(file: IO[str]) -> str:
+    file.seek(0)
+    return file.read()
+
+
+def _result(out: str, err: str, returncode: int) -> tuple[str, str]:
+    for line in out.splitlines():
+        if line.startswith(RESULT_MARK):
+            result = json.loads(line[len(RESULT_MARK) :])
+            return str(result["status"]), str(result["reason"])
+    how = f"exit code {returncode}" if returncode >= 0 else signal.Signals(-returncode).name
+    return "CRASH", f"the check's process died ({how}) while: {_last_step(err)}"
+
+
+def _last_step(stderr: str) -> str:
+    steps = [line[len("step: ") :] for line in stderr.splitlines() if line.startswith("step: ")]
+    return steps[-1] if steps else "starting"
+
+
+def _kill_session(session: int) -> None:
+    """End whatever the check left running in its session (workers of a pool that leaked)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # nothing was left
+        os.killpg(session, signal.SIGKILL)
+
+
+def run_all(
+    target: str,
+    clause_ids: Iterable[str],
+    timeout: float,
+    jobs: int = 2,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[Verdict]:
+    ids = list(clause_ids)
+    done = 0
+
+    def one(clause: str) -> Verdict:
+        nonlocal done
+        verdict = run_check(target, clause, timeout)
+        done += 1
+        if progress is not None:
+            progress(done, len(ids), clause)
+        return verdict
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as executor:
+        return list(executor.map(one, ids))

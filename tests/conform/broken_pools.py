@@ -1,0 +1,79 @@
+"""Pools with one bug each, for the oracle to catch (tests/conform/test_oracle.py, test_fuzz.py).
+
+Each is one of refpool's pools with one thing changed, so that what the oracle
+sees is the bug and nothing else. Targets: `broken_pools:IgnoresClose` and so
+on, with tests/conform on sys.path (the tests set PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import refpool
+from refpool.roster import Roster
+
+
+class IgnoresClose(refpool.ThreadPool):
+    """close() does nothing: submissions after it are accepted (LIFE-3 wants them refused)."""
+
+    def close(self) -> None:
+        pass
+
+    def join(self) -> None:
+        # The pool is still running, so the real join() would refuse; a pool that
+        # ignores close() and also joins quietly shows only the accepted submission.
+        pass
+
+
+class _DropsLast:
+    def __init__(self, result: Any) -> None:
+        self._result = result
+
+    def get(self, timeout: float | None = None) -> Any:
+        return self._result.get(timeout)[:-1]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+
+class MapDropsLastResult(refpool.ThreadPool):
+    """map_async's result loses its last item (API-2)."""
+
+    def map_async(self, *args: Any, **kwds: Any) -> Any:
+        return _DropsLast(super().map_async(*args, **kwds))
+
+
+class JoinHangs(refpool.ThreadPool):
+    """join() after close() never returns (SHUT-4)."""
+
+    def join(self) -> None:
+        super().join()
+        threading.Event().wait()
+
+
+class DropsAResult(refpool.ThreadPool):
+    """map() loses its last result (API-2)."""
+
+    def map(
+        self, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None = None
+    ) -> list[Any]:
+        return super().map(func, iterable, chunksize)[:-1]
+
+
+class OneSentinelTooFew(refpool.Pool):
+    """The task handler sends one shutdown sentinel too few, so join() waits forever (SHUT-2, SHUT-4)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        roster = self._live_core().roster
+        roster.begin_shutdown = lambda: Roster.begin_shutdown(roster)[1:]  # type: ignore[method-assign]
+
+
+class CrashesOnClose(refpool.ThreadPool):
+    """close() kills the process it runs in: the oracle must report CRASH, and survive."""
+
+    def close(self) -> None:
+        os._exit(7)
