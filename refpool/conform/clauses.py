@@ -1404,9 +1404,12 @@ def work_1(make_pool: PoolFactory) -> None:
             victim = min(child_processes() - children_before)
             step(f"SIGKILL worker {victim}")
             os.kill(victim, signal.SIGKILL)
+            step(f"waiting for the pool to reap worker {victim}")
+            deadline = time.monotonic() + WAIT
+            while victim in child_processes() and time.monotonic() < deadline:
+                time.sleep(POLL)  # a process's end has no event to wait on here
+            require(victim not in child_processes(), f"the killed worker {victim} was not reaped in {WAIT} s")
             _require_workers(3, f"after worker {victim} was killed (round {round_ + 1})", children_before)
-            live = child_processes() - children_before
-            require(victim not in live, f"the killed worker {victim} is still counted as live")
     finally:
         stop(pool)
 

@@ -51,7 +51,10 @@ class Report:
             return f"fuzz: {self.fuzz.get('examples', 0)} examples, no divergence from the model"
         where = self.fuzz.get("clause") or self.fuzz.get("status", "?")  # HANG or CRASH name no clause
         kind = " (a refpool extension)" if self.fuzz.get("extension") else ""
-        return f"fuzz: divergence{kind}, {where}: {self.fuzz.get('message', '')}"
+        message = str(self.fuzz.get("message", ""))
+        if not message.startswith(str(where)):
+            message = f"{where}: {message}"
+        return f"fuzz: divergence{kind}, {message}"
 
 
 def _title(verdict: Verdict) -> str:
