@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
@@ -636,7 +636,8 @@ def fuzz(
                 print_blob=False,
             )
             try:
-                run_state_machine_as_test(machine, settings=options)  # type: ignore[no-untyped-call]
+                # cast: older Hypothesis releases leave this function untyped.
+                cast(Callable[..., None], run_state_machine_as_test)(machine, settings=options)
             except (Divergence, _ShrinkBudgetSpent):
                 pass
             except Flaky:

@@ -6,11 +6,13 @@ import contextlib
 import fnmatch
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +48,16 @@ def run_check(target: str, clause: str, timeout: float) -> Verdict:
     # Output goes to files, not pipes: workers a broken pool leaves behind keep
     # a pipe open, and reading it to its end would wait for them. The child's
     # own exit says it is done; a session of its own lets us end its leftovers.
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    # Each check also gets a temporary folder and a mark in its environment:
+    # daemons a pool starts outside the session (Ray's cluster) are found by
+    # the mark and ended, and cannot be found again by the next check.
+    mark = f"{MARK_VARIABLE}={uuid.uuid4().hex}"
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.TemporaryDirectory(prefix="refpool-conform-") as scratch,
+    ):
+        environment = {**os.environ, MARK_VARIABLE: mark.partition("=")[2], "TMPDIR": scratch}
         process = subprocess.Popen(
             [sys.executable, "-m", "refpool.conform.child", target, clause],
             stdin=subprocess.DEVNULL,
@@ -54,6 +65,7 @@ def run_check(target: str, clause: str, timeout: float) -> Verdict:
             stderr=err,
             text=True,
             start_new_session=True,
+            env=environment,
         )
         try:
             process.wait(timeout=timeout)
@@ -64,6 +76,7 @@ def run_check(target: str, clause: str, timeout: float) -> Verdict:
         else:
             _kill_session(process.pid)
             status, reason = _result(_read(out), _read(err), process.returncode)
+        _kill_marked(mark)
     return Verdict(clause, check.title, status, reason, time.monotonic() - started, check.extension)
 
 
@@ -84,6 +97,20 @@ def _result(out: str, err: str, returncode: int) -> tuple[str, str]:
 def _last_step(stderr: str) -> str:
     steps = [line[len("step: ") :] for line in stderr.splitlines() if line.startswith("step: ")]
     return steps[-1] if steps else "starting"
+
+
+MARK_VARIABLE = "REFPOOL_CONFORM_CHECK"
+
+
+def _kill_marked(mark: str) -> None:
+    """End every process whose environment carries `mark`, wherever it went (Linux's /proc)."""
+    needle = mark.encode() + b"\0"
+    for entry in pathlib.Path("/proc").glob("[0-9]*"):
+        try:
+            if needle in (entry / "environ").read_bytes() + b"\0":
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue  # gone, or not ours to read
 
 
 def _kill_session(session: int) -> None:
