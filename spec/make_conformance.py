@@ -94,7 +94,7 @@ EXPLAINED: dict[tuple[str, str], str] = {
     ("ray", "JOB-5"): "a callback that raises does not fail its job: get() returns the value.",
     ("ray", "WORK-5"): "a quick task waited behind a running one while a worker was idle.",
     ("ray", "SHUT-6"): "Ray's daemon processes remain after close() and join().",
-    ("ray", "*"): "the pool could not start: the cluster left by an earlier check has one CPU (see the note).",
+    ("ray", "*"): "a second, larger pool in the same process could not start (see the note).",
 }
 
 
@@ -125,10 +125,11 @@ def conform(target: str, reuse: bool) -> tuple[Report | None, str]:
 
 # Said above a target's table, where the run itself needs a word.
 NOTES: dict[str, str] = {
-    "ray": "Ray's pool starts a Ray cluster whose daemons leave the check's process session and outlive "
-    "it. The API-12 check limits its process to one CPU, so the cluster it starts has one CPU, and the "
-    "checks after it that attach to that cluster fail with 'only 1 CPUs in the ray cluster'. Those "
-    "verdicts describe the oracle's isolation of Ray, not Ray's pool; isolating Ray's runs is still to do.",
+    "ray": "Ray's Pool(n) starts a local Ray cluster of n CPUs the first time a process makes one; "
+    "a later Pool with more processes in the same process fails ('only 1 CPUs in the ray cluster'). "
+    "Several checks first make a one-worker pool to learn whether the workers are processes, so they "
+    "fail on this before reaching their clause: those verdicts show this limit of Ray, and the clause "
+    "itself is untested for Ray.",
 }
 
 
