@@ -3,11 +3,16 @@
 Theory of operation. The processes below are refpool's parts (refpool/core.py):
 
     Caller --taskq--> TaskHandler --inbox[w]--> Worker(w) --outbox[w]--> ResultHandler
-                      (assigns each task to one                          (settles outcomes; on
-                       worker: held[w] = task,                            `gone`, drains the outbox,
-                       recorded BEFORE the send)                          fails the held task, tells
-                                                                          the WorkerHandler)
-    WorkerHandler: on CHANGED starts workers into free slots while the pool may grow; ends on STOP.
+                      (offers each task: to a free                       (settles outcomes, and hands
+                       worker, held[w] = task,                            the freed worker the next
+                       recorded BEFORE the send;                          ready task; on `gone`,
+                       else into `ready`)                                 drains the outbox, fails
+                                                                          the held task, tells the
+                                                                          WorkerHandler)
+    WorkerHandler: on CHANGED starts workers into free slots while the pool may grow, handing each
+    a ready task; ends on STOP.
+    Whoever assigns a task writes it, in a later step, holding the worker's `writing` lock, taken
+    when it assigned; a sentinel waits for that lock, so it never overtakes a task (SHUT-1).
     Terminator (TERMINATE=1): terminate() from another thread, at any moment or never.
 
 The roster (refpool/roster.py) is the globals live[], held[], nlive, shutdown_begun and
@@ -31,7 +36,9 @@ Abstractions, on purpose:
   terminate's kill can end a worker at any point (a thread only after its task; both fit).
 
 Macros: N workers (1..4), T tasks, CRASHES (bound on worker crashes), TERMINATE (0/1).
-Seeded bugs: BUG_ONE_SENTINEL_TOO_FEW, BUG_START_AFTER_CLOSE, BUG_DROP_TASK_ON_CRASH; and
+Seeded bugs: BUG_ONE_SENTINEL_TOO_FEW, BUG_START_AFTER_CLOSE, BUG_DROP_TASK_ON_CRASH,
+BUG_SENTINEL_OVERTAKES_TASK (the sentinel does not wait for the worker's `writing` lock),
+BUG_NO_HANDOUT_ON_OUTCOME (a freed worker is not handed the ready task); and
 JOIN_MISSES_LATE_TERMINATE, the join of refpool's core.py (with TERMINATE=1).
 Run with models/spin_check.py; tests/models/test_spin.py checks every configuration.
 */
@@ -65,6 +72,7 @@ mtype = { TASK, SENTINEL, CHANGED, STOP };
 byte state = S_RUN;
 bool closed;                 /* close() was called (the state may be TERMINATE since) */
 byte submitted;              /* tasks 1..submitted were accepted */
+byte prepared;               /* tasks 1..prepared were offered; handed+1..prepared wait in `ready` */
 byte handed;                 /* tasks 1..handed were assigned to a worker, in order */
 bool settled[T + 1];         /* settled[t]: task t has its outcome or its error */
 byte nsettled;
@@ -75,6 +83,8 @@ byte nlive;
 byte held[N];                /* the task worker w holds, 0 for none */
 bool shutdown_begun;         /* the sentinels are being sent: no worker starts again */
 bool terminating;
+byte writing[N];             /* the task being written to worker w, holding its `writing` lock; 0: none */
+bool sentinel_written[N];    /* the sentinel is in worker w's inbox */
 byte sentinels[N];           /* sentinels sent to the worker in slot w */
 byte sentinels_sent;
 byte live_at_shutdown;
@@ -97,6 +107,8 @@ chan worker_requests = [N + CRASHES + 2] of { mtype };  /* CHANGED (worker gone)
 hidden byte ci_t, ci_w, ci_n;  /* scratch for check_invariants (not part of the state) */
 
 #define FREE(w) (live[w] && held[w] == 0)
+#define READY_LIMIT N        /* Roster.ready_limit: one prepared task per worker */
+#define NONE 255
 #ifdef BUG_START_AFTER_CLOSE
 #define MAY_GROW (!terminating)
 #else
@@ -123,6 +135,13 @@ inline check_invariants() {
        ci_t++
     :: else -> break
     od;
+    ci_w = 0;
+    do
+    :: ci_w < N ->
+       assert(prepared == handed || !FREE(ci_w));  /* WORK-5: a task waits only while no worker is free */
+       ci_w++
+    :: else -> break
+    od;
     ci_t = 0; ci_w = 0; ci_n = 0
   }
 }
@@ -131,6 +150,30 @@ inline settle(t) {
   assert(!settled[t]);  /* JOB-1: no task settles twice */
   settled[t] = true;
   nsettled++
+}
+
+/* Roster._assign: the next ready task is recorded as held by w, and w's writing lock taken. */
+inline assign(w) {
+  assert(FREE(w) && writing[w] == 0 && handed < prepared);
+  handed++;
+  held[w] = handed;
+  writing[w] = handed
+}
+
+/* Handout.send, outside the roster lock: lost if its worker has been removed meanwhile. */
+inline send_task(w, t) {
+  atomic {
+    if
+    :: held[w] == t ->
+       assert(!sentinel_written[w]);  /* SHUT-1: no task is written after the worker's sentinel */
+       inbox[w]!TASK, t
+    :: else
+    fi;
+    if
+    :: writing[w] == t -> writing[w] = 0  /* release; a replacement in the slot has its own lock */
+    :: else
+    fi
+  }
 }
 
 inline wake_result_handler() {
@@ -161,6 +204,8 @@ inline start_worker(w) {
   live[w] = true;
   nlive++;
   held[w] = 0;
+  writing[w] = 0;
+  sentinel_written[w] = false;
   sentinels[w] = 0;
   killed[w] = false;
   nrunning++;
@@ -169,19 +214,32 @@ inline start_worker(w) {
 
 proctype WorkerHandler() {
   byte w;
+  byte pending[N];  /* the ready task handed to the worker started in slot w, to write */
   do
   :: worker_requests?STOP -> break
   :: atomic {
        worker_requests?CHANGED ->  /* maintain(), under roster.cond */
        for (w : 0 .. N - 1) {
          if
-         :: !live[w] && MAY_GROW -> start_worker(w)
+         :: !live[w] && MAY_GROW ->
+            start_worker(w);
+            if  /* Roster.add hands the new worker a ready task */
+            :: prepared > handed -> assign(w); pending[w] = handed
+            :: else
+            fi
          :: else
          fi
        }
        check_invariants();
        w = 0
-     }
+     };
+     for (w : 0 .. N - 1) {  /* after leaving roster.cond */
+       if
+       :: pending[w] != 0 -> send_task(w, pending[w]); pending[w] = 0
+       :: else
+       fi
+     };
+     w = 0
   od;
   worker_handler_done = true
 }
@@ -190,43 +248,56 @@ proctype TaskHandler() {
   byte item, w;
   bool need[N];
   do
-  :: atomic {
-       taskq?item ->
-       if
-       :: item == TERMINATED_MARK || terminating -> goto stop
-       :: item == CLOSED_MARK -> goto shutdown
-       :: else
-       fi;
-       /* Roster.assign: wait for a free worker, record the task as held, then send */
+  :: taskq?item ->
+     if
+     :: item == TERMINATED_MARK || terminating -> goto stop
+     :: item == CLOSED_MARK -> goto shutdown
+     :: else
+     fi;
+     /* Roster.offer: to a free worker if no task is waiting, else into `ready`, which it
+        waits for room in; the result handler and the worker handler take tasks from there. */
+     atomic {
+       (terminating || prepared - handed < READY_LIMIT) ->
        if
        :: terminating -> goto stop
-       :: FREE(0) -> w = 0
-#if N > 1
-       :: FREE(1) -> w = 1
-#endif
-#if N > 2
-       :: FREE(2) -> w = 2
-#endif
-#if N > 3
-       :: FREE(3) -> w = 3
-#endif
-       fi;
-       assert(item == handed + 1);  /* tasks go out in order */
-       held[w] = item;              /* WORK-3: recorded before it is sent */
-       handed++;
-       check_invariants()
-     };
-     atomic {  /* record.handle.send(wire); lost if the worker has been removed */
-       if
-       :: held[w] == item -> inbox[w]!TASK, item
        :: else
        fi;
-       item = 0;
-       w = 0
-     }
+       assert(item == prepared + 1);  /* tasks go out in order */
+       prepared++;
+       w = NONE;
+       if
+       :: prepared == handed + 1 && FREE(0) -> w = 0
+#if N > 1
+       :: prepared == handed + 1 && FREE(1) -> w = 1
+#endif
+#if N > 2
+       :: prepared == handed + 1 && FREE(2) -> w = 2
+#endif
+#if N > 3
+       :: prepared == handed + 1 && FREE(3) -> w = 3
+#endif
+       :: else  /* every worker is busy: the task waits in `ready` */
+       fi;
+       if
+       :: w != NONE -> assign(w)  /* WORK-3: recorded before it is sent */
+       :: else
+       fi;
+       check_invariants()
+     };
+     if
+     :: w != NONE -> send_task(w, item)
+     :: else
+     fi;
+     item = 0;
+     w = 0
   od;
 shutdown:
-  atomic {  /* Roster.begin_shutdown */
+  atomic {  /* Roster.begin_shutdown, once `ready` is empty */
+    (prepared == handed || terminating) ->
+    if
+    :: terminating -> goto stop  /* it sends no sentinel; terminate() stops the rest */
+    :: else
+    fi;
     assert(closed && handed == submitted);  /* SHUT-1: only after close and the last task */
     shutdown_begun = true;
     live_at_shutdown = nlive;
@@ -253,7 +324,14 @@ shutdown:
   }
   for (w : 0 .. N - 1) {
     if
-    :: need[w] -> inbox[w]!SENTINEL, 0  /* to a dead worker: lost, or drained at a restart */
+    :: need[w] ->  /* to a dead worker: lost, or drained at a restart */
+       atomic {
+#ifndef BUG_SENTINEL_OVERTAKES_TASK
+         writing[w] == 0 ->  /* with record.writing: after a task being written to it */
+#endif
+         inbox[w]!SENTINEL, 0;
+         sentinel_written[w] = true
+       }
     :: else
     fi
   }
@@ -263,23 +341,36 @@ stop:
   task_handler_done = true
 }
 
-/* One outcome from worker w, read and settled in one step (Roster.settle, then the job). */
-inline on_outcome(w, t) {
+/* One outcome from worker w, read and settled in one step (Roster.settle, then the job).
+   With `hand`, the freed worker is handed the next ready task, to write in a later step; an
+   outcome drained from an exited worker's pipe frees no worker (ResultHandler marks it first). */
+inline on_outcome(w, t, hand) {
   if
   :: terminating  /* terminate() fails what is left */
   :: else ->
      assert(live[w] && held[w] == t);  /* WORK-3: an outcome comes from the worker that holds it */
      held[w] = 0;
      settle(t);
-     check_invariants()
+     if
+     :: hand ->
+#ifndef BUG_NO_HANDOUT_ON_OUTCOME
+        if
+        :: prepared > handed -> assign(w); sw = w; st = handed
+        :: else
+        fi;
+#endif
+        check_invariants()
+     :: else
+     fi
   fi;
   t = 0
 }
 
-#define READ_OUTCOME(slot) :: atomic { outbox[slot]?t -> on_outcome(slot, t) }
+#define READ_OUTCOME(slot) :: atomic { outbox[slot]?t -> on_outcome(slot, t, true) }
 
 proctype ResultHandler() {
   byte w, t;
+  byte sw, st;  /* a task handed to worker sw on its outcome, still to write */
   do
   :: FINISHED -> break
   :: else ->
@@ -303,7 +394,7 @@ proctype ResultHandler() {
           fi;
           /* LOST-1: every outcome the worker sent is read before its task fails */
           if
-          :: outbox[w]?t -> on_outcome(w, t)
+          :: outbox[w]?t -> on_outcome(w, t, false)
           :: empty(outbox[w])
           fi;
           /* Roster.remove, then WorkerLostError for what it still held */
@@ -321,6 +412,10 @@ proctype ResultHandler() {
           worker_requests!CHANGED;  /* WorkerHandler.worker_gone */
           w = 0
         }
+     fi;
+     if
+     :: st != 0 -> send_task(sw, st); sw = 0; st = 0  /* Handout.send, before the job is settled */
+     :: else
      fi
   od;
 stop:

@@ -14,7 +14,10 @@ handler, result handler or worker handler is done under `Roster.cond` in
 refpool, so nothing else interleaves with it.
 
     caller:          submit, close, terminate, join
-    task handler:    hand_out(worker, task)   record the task as held, then send it
+    task handler:    hand_out(worker, task)   record the task as held, then send it (the
+                                              result handler does the same for the worker an
+                                              outcome frees, the worker handler for a worker
+                                              it starts; see roster.py)
                      send_sentinels           after close and the last task (SHUT-1)
     worker:          run(worker)              take a task from the inbox, put its outcome
                      exit(worker)             take the sentinel and exit
@@ -26,6 +29,11 @@ refpool, so nothing else interleaves with it.
 
 Abstractions, on purpose:
 - A worker holds at most one task (core.TASKS_IN_FLIGHT == 1).
+- hand_out is one step, though refpool records the task under the roster's
+  lock and writes it after: the worker's `writing` lock keeps its sentinel
+  behind it, and the Promela model (models/pool.pml) checks that split.
+  Which thread hands a task out, and the short `ready` queue of tasks that
+  wait for a worker, are not modelled here.
 - The parent cannot see a crash until the result handler reaps the worker, so
   the task handler may hand a task to a worker that has already exited; the
   task then fails with WorkerLostError when the worker is reaped (LOST-1).

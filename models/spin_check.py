@@ -23,7 +23,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 MODEL = Path(__file__).resolve().with_name("pool.pml")
-SEEDED_BUGS = ("BUG_ONE_SENTINEL_TOO_FEW", "BUG_START_AFTER_CLOSE", "BUG_DROP_TASK_ON_CRASH")
+SEEDED_BUGS = (
+    "BUG_ONE_SENTINEL_TOO_FEW",
+    "BUG_START_AFTER_CLOSE",
+    "BUG_DROP_TASK_ON_CRASH",
+    "BUG_SENTINEL_OVERTAKES_TASK",
+    "BUG_NO_HANDOUT_ON_OUTCOME",
+)
 MAX_DEPTH = 100_000  # pan's -m; far above the model's depth (about 300 at N=3), so no truncation
 
 

@@ -3,14 +3,16 @@
 The API is that of `multiprocessing.pool.Pool` and `ThreadPool`. The code is
 small, and its parts are separate, so it can be read as well as run::
 
-    caller --apply_async/map/imap--> task queue --> TaskHandler
-                                                      | assigns each task to one worker,
-                                                      | recording it in the Roster first
-                                                      v
+    caller --apply_async/map/imap--> task queue --> TaskHandler: encodes each task and offers
+                                                      |  it to the Roster; an idle worker is
+                                                      |  recorded as holding it first, else the
+                                                      v  task waits in the Roster's `ready` queue
                                    worker inbox (one per worker) --> worker loop
-                                                                        |
-    caller <-- job (ApplyResult, MapResult, IMapIterator) <-- JobCache <-- ResultHandler
-                                                                 (outcomes, and workers gone)
+                                        ^                                 |
+                                        |   the next ready task, to the   v
+                                        +----- worker just freed ---- ResultHandler
+                                                                          |
+    caller <-- job (ApplyResult, MapResult, IMapIterator) <-- JobCache <--+ (outcomes, workers gone)
     WorkerHandler: starts workers, and replaces the ones that exit while the pool may grow.
 
 - lifecycle.py: the states INIT, RUN, CLOSE, TERMINATE and the one table of
@@ -21,7 +23,8 @@ small, and its parts are separate, so it can be read as well as run::
   instead of hanging the pool, as CPython's does (bpo-22393).
 - task_handler.py, result_handler.py, worker_handler.py: the three threads.
 - jobs.py: what the caller waits on, and the cache of unsettled jobs.
-- transport.py: pipes and processes, or queues and threads.
+- transport.py: pipes and processes, or queues and threads; wire.py: the
+  bytes on a process worker's pipes.
 - core.py wires them together; pool.py is the caller's API.
 """
 

@@ -20,17 +20,17 @@ class Call(NamedTuple):
 class Task(NamedTuple):
     job_id: int
     position: int  # of this call, or of this chunk, within its job
-    # A process pool sends the call pickled on its own, so that a call the
-    # worker cannot unpickle fails its own job instead of killing the worker.
-    call: Call | bytes
+    # A process worker receives the call still pickled (see wire.py), so that
+    # a call it cannot unpickle fails its own job instead of killing it.
+    call: Call | bytes | memoryview
 
 
 class Outcome(NamedTuple):
     job_id: int
     position: int
     success: bool
-    # The value or the exception; pickled on its own by a process worker, so
-    # that one the parent cannot unpickle fails only its job (gh-79492).
+    # The value or the exception; still pickled when it comes from a process
+    # worker, so that one the parent cannot unpickle fails only its job (gh-79492).
     payload: Any
     # A process worker's traceback text travels beside the exception, so it is
     # readable even when the exception itself is not.

@@ -1,6 +1,7 @@
 """The result handler: reads what workers send and settles jobs.
 
-Each outcome frees its task in the roster and goes to its job. A payload that
+Each outcome frees its task in the roster; the worker that sent it is handed
+the next ready task at once, and then the outcome goes to its job. A payload that
 cannot be unpickled fails just its job (CPython hangs: gh-79492). When a
 worker is gone, every task it still held fails with WorkerLostError, and the
 worker handler is told, so that it can start a replacement.
@@ -37,7 +38,10 @@ class ResultHandler:
 
     def _run(self) -> None:
         while not self._roster.finished():
-            for event in self._transport.wait(self._roster.handles()):
+            events = self._transport.wait(self._roster.handles())
+            for gone in (event for event in events if isinstance(event, WorkerGone)):
+                self._roster.exited(gone.worker_id)  # before its last outcomes are settled
+            for event in events:
                 if self._roster.terminating:
                     return  # terminate() fails what is left
                 if isinstance(event, WorkerGone):
@@ -46,7 +50,9 @@ class ResultHandler:
                     self._on_outcome(*event)
 
     def _on_outcome(self, worker_id: int, outcome: Outcome) -> None:
-        self._roster.settle(worker_id, (outcome.job_id, outcome.position), outcome.success)
+        handout = self._roster.settle(worker_id, (outcome.job_id, outcome.position), outcome.success)
+        if handout is not None:
+            handout.send()  # first, so the worker runs it while this thread settles the job
         success, value = self._open(outcome)
         self._cache.deliver(outcome.job_id, outcome.position, success, value)
 

@@ -8,25 +8,39 @@ jobs fail with WorkerLostError. Every worker has its own inbox; there is no
 shared task queue from which a dying worker could take a task unseen.
 
 Flow control: a worker holds at most `depth` tasks (core.TASKS_IN_FLIGHT), so
-a crash fails at most `depth` tasks, and imap reads its input no faster than
-workers take it.
+a crash fails at most `depth` tasks. Tasks the task handler has prepared
+(encoded) while no worker was free wait in `ready`, at most `ready_limit` of
+them, so imap reads its input no faster than workers take it.
 
-All the state is guarded by one condition variable, `cond`, which the task
-handler waits on for a free worker.
+Who hands tasks out: whichever thread sees a worker become free. The result
+handler, reading an outcome, hands that worker the next ready task before it
+settles the job, so the worker need not wait for a second thread to wake (the
+round trip between tasks is the cost of holding one task at a time). The task
+handler hands out a task itself when a worker is idle, and the worker handler
+gives a ready task to each worker it starts. The thread that assigns a task
+writes it, after leaving `cond`; the worker's `writing` lock, taken under
+`cond`, keeps a sentinel from overtaking a task assigned before it.
 
-Invariants (spec WORK-1, WORK-2, WORK-3):
+All the state is guarded by one condition variable, `cond`; the task handler
+waits on it for room in `ready`, and shutdown for `ready` to empty.
+
+Invariants (spec WORK-1, WORK-2, WORK-3, WORK-5, SHUT-1):
 - at most `processes` workers are in the roster;
 - every task handed out is held by exactly one worker until its outcome has
   been read or the worker has been removed;
 - a worker holds at most `depth` tasks and is handed at most `maxtasks` in all;
-- once shutdown has begun or the pool is terminating, no worker is added.
+- once shutdown has begun or the pool is terminating, no worker is added;
+- a task waits in `ready` only while no worker can take it (WORK-5);
+- no task is written to a worker after its sentinel (SHUT-1; see `_assign`).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .observer import (
     Observer,
@@ -121,6 +135,24 @@ class WorkerRecord:
     held: dict[TaskKey, None] = field(default_factory=dict)  # ordered set
     handed_out: int = 0  # over the worker's life, for maxtasksperchild
     got_shutdown: bool = False
+    exited: bool = False  # seen gone; its last outcomes may still be read
+    # Held while a task or the sentinel is written to this worker's inbox.
+    writing: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Handout(NamedTuple):
+    """A task just recorded as held by a worker, for the caller to write to it."""
+
+    record: WorkerRecord
+    wire: object
+
+    def send(self) -> None:
+        """Write the task; call once, outside `cond`. Releases `record.writing`."""
+        try:
+            with contextlib.suppress(OSError):  # it died: the task fails with WorkerLostError
+                self.record.handle.send(self.wire)
+        finally:
+            self.record.writing.release()
 
 
 class Roster:
@@ -135,6 +167,9 @@ class Roster:
         self.depth = depth
         self.cond = threading.Condition(threading.Lock())
         self.workers: dict[int, WorkerRecord] = {}
+        self._handles: tuple[WorkerHandle, ...] = ()  # rebuilt when a worker comes or goes
+        self.ready: collections.deque[tuple[TaskKey, object]] = collections.deque()
+        self.ready_limit = processes  # one prepared task per worker is enough to keep all busy
         self.shutdown_begun = False  # sentinels sent: no worker starts again
         self.terminating = False
         self._next_id = 0
@@ -148,38 +183,71 @@ class Roster:
         self._next_id += 1
         return self._next_id
 
-    def add(self, handle: WorkerHandle) -> None:
-        """Caller holds cond and has checked `missing()`."""
+    def add(self, handle: WorkerHandle) -> Handout | None:
+        """Caller holds cond and has checked `missing()`; returns a ready task for the new worker."""
         assert self.missing() > 0, "a worker started after shutdown or beyond the count"
         self.workers[handle.worker_id] = WorkerRecord(handle)
+        self._handles = (*self._handles, handle)
         if self._observe is not None:
             self._observe(WorkerStarted(handle.worker_id, handle.pid))
-        self.cond.notify_all()
+        return self._hand_out_ready()
 
     # --- task handler ---------------------------------------------------
-    def assign(self, key: TaskKey) -> WorkerRecord | None:
-        """Wait for a worker that can take a task and record that it holds `key`.
+    def offer(self, key: TaskKey, wire: object) -> Handout | None:
+        """Hand the task `key` to a free worker, or queue it in `ready`.
 
-        Returns None when the pool is terminating.
+        Waits while `ready` is full. Returns the handout to send, or None when
+        the task was queued or the pool is terminating.
         """
         with self.cond:
             while not self.terminating:
-                record = self._least_busy()
-                if record is not None:
-                    record.held[key] = None
-                    record.handed_out += 1
-                    if self._observe is not None:
-                        self._observe(TaskHandedOut(record.handle.worker_id, *key))
-                    return record
+                if not self.ready:
+                    record = self._least_busy()
+                    if record is not None:
+                        return self._assign(record, key, wire)
+                if len(self.ready) < self.ready_limit:
+                    self.ready.append((key, wire))
+                    return None
                 self.cond.wait()
             return None
 
+    def _hand_out_ready(self) -> Handout | None:
+        """The next ready task, for a worker that has just become free. Caller holds cond."""
+        if not self.ready:
+            return None
+        record = self._least_busy()
+        if record is None:
+            return None
+        key, wire = self.ready.popleft()
+        self.cond.notify_all()  # room in `ready`, or `ready` empty for shutdown
+        return self._assign(record, key, wire)
+
+    def _assign(self, record: WorkerRecord, key: TaskKey, wire: object) -> Handout:
+        """Record that the worker holds `key` (WORK-3), before anyone sends it. Caller holds cond."""
+        record.held[key] = None
+        record.handed_out += 1
+        if self._observe is not None:
+            self._observe(TaskHandedOut(record.handle.worker_id, *key))
+        # Taken under cond, so that a sentinel for this worker is written
+        # after this task (SHUT-1), whichever thread writes it. Without it:
+        # 1. the result handler hands worker W the last ready task T, leaves cond;
+        # 2. the task handler, closing, finds `ready` empty and begins shutdown;
+        # 3. the task handler writes W's sentinel;
+        # 4. the result handler writes T: W has exited on its sentinel, and T
+        #    fails as lost though nothing died (models/pool.pml finds this:
+        #    BUG_SENTINEL_OVERTAKES_TASK). With the lock, 3 waits for 4.
+        record.writing.acquire()
+        return Handout(record, wire)
+
     def _least_busy(self) -> WorkerRecord | None:
-        open_records = [r for r in self.workers.values() if self._can_take(r)]
-        return min(open_records, key=lambda r: len(r.held), default=None)
+        best: WorkerRecord | None = None
+        for record in self.workers.values():
+            if self._can_take(record) and (best is None or len(record.held) < len(best.held)):
+                best = record
+        return best
 
     def _can_take(self, record: WorkerRecord) -> bool:
-        return can_take(len(record.held), self.depth, record.handed_out, self.maxtasks)
+        return not record.exited and can_take(len(record.held), self.depth, record.handed_out, self.maxtasks)
 
     def begin_shutdown(self) -> list[WorkerRecord]:
         """After the last task: the workers that need a sentinel, each once.
@@ -188,6 +256,8 @@ class Roster:
         gets none; every other worker gets exactly one.
         """
         with self.cond:
+            while self.ready and not self.terminating:
+                self.cond.wait()  # the last tasks are still to be handed out (SHUT-1)
             self.shutdown_begun = True
             need = [
                 r
@@ -202,28 +272,41 @@ class Roster:
             return need
 
     # --- result handler -------------------------------------------------
-    def settle(self, worker_id: int, key: TaskKey, success: bool) -> None:
-        """The worker's outcome for `key` has been read: it holds the task no more."""
+    def settle(self, worker_id: int, key: TaskKey, success: bool) -> Handout | None:
+        """The worker's outcome for `key` has been read: it holds the task no more.
+
+        Returns the next ready task, now assigned to the worker that is free.
+        """
+        with self.cond:
+            record = self.workers.get(worker_id)
+            if record is None:
+                return None
+            record.held.pop(key, None)
+            if self._observe is not None:
+                self._observe(OutcomeDelivered(worker_id, *key, success))
+            return self._hand_out_ready()
+
+    def exited(self, worker_id: int) -> None:
+        """The worker is seen gone: the outcomes drained from its pipe free it for no new task."""
         with self.cond:
             record = self.workers.get(worker_id)
             if record is not None:
-                record.held.pop(key, None)
-                if self._observe is not None:
-                    self._observe(OutcomeDelivered(worker_id, *key, success))
-                self.cond.notify_all()
+                record.exited = True
 
     def remove(self, worker_id: int, exitcode: int | None) -> WorkerRecord | None:
         """The worker has exited and all it sent has been read; what it held is lost."""
         with self.cond:
             record = self.workers.pop(worker_id, None)
+            self._handles = tuple(h for h in self._handles if h.worker_id != worker_id)
             if record is not None and self._observe is not None:
                 self._observe(WorkerExited(worker_id, record.handle.pid, exitcode, tuple(record.held)))
             self.cond.notify_all()
             return record
 
-    def handles(self) -> list[WorkerHandle]:
+    def handles(self) -> tuple[WorkerHandle, ...]:
+        """The workers in the roster; the same object until one comes or goes."""
         with self.cond:
-            return [r.handle for r in self.workers.values()]
+            return self._handles
 
     def finished(self) -> bool:
         """Nothing more can happen: shutdown has begun and every worker has gone."""

@@ -1,17 +1,18 @@
 """The task handler: hands out submitted tasks, in order, one worker at a time.
 
 For each batch the caller submitted (a job's calls, produced lazily for imap)
-it encodes the next call, asks the roster for the least busy worker, which
-records the task as held by that worker, and only then sends it. When the
-pool is closed and the last task has gone out, it sends one shutdown sentinel
-to each worker that needs one (see `Roster.begin_shutdown`).
+it encodes the next call and offers it to the roster: an idle worker is
+recorded as holding it, and the task handler sends it; if every worker is
+busy, the task waits, encoded, in the roster's short `ready` queue until the
+result handler hands it to the first worker that frees (see roster.py). When
+the pool is closed and the last task has gone out, it sends one shutdown
+sentinel to each worker that needs one (see `Roster.begin_shutdown`).
 
 Stops when: it has sent the sentinels (after close), or the pool terminates.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from queue import SimpleQueue
@@ -96,16 +97,15 @@ class TaskHandler:
         except Exception as exc:  # e.g. a lambda sent to a process pool
             self._cache.deliver(task.job_id, task.position, False, exc)
             return True
-        record = self._roster.assign((task.job_id, task.position))
-        if record is None:
-            return False
-        with contextlib.suppress(OSError):  # it died: the task fails with WorkerLostError
-            record.handle.send(wire)
-        return True
+        handout = self._roster.offer((task.job_id, task.position), wire)
+        if handout is not None:
+            handout.send()
+        return not self._roster.terminating
 
     def _send_sentinels(self) -> None:
         for record in self._roster.begin_shutdown():
             if self._observe is not None:  # before sending, so it precedes the worker's exit
                 self._observe(SentinelSent(record.handle.worker_id))
-            record.handle.send_shutdown()
+            with record.writing:  # after any task being written to it (SHUT-1)
+                record.handle.send_shutdown()
         self._after_shutdown()

@@ -12,16 +12,16 @@ module knows what a worker is made of. Each transport can:
 from __future__ import annotations
 
 import contextlib
-import multiprocessing.connection
 import os
+import selectors
 import threading
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from multiprocessing.reduction import ForkingPickler
 from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
+from . import wire
 from .messages import SHUTDOWN, Call, Outcome, Shutdown, Task, WorkerGone
 from .roster import WorkerHandle
 from .worker import ThreadPort, process_worker_main, thread_worker_main
@@ -36,7 +36,7 @@ class Transport(Protocol):
     def start_worker(self, worker_id: int) -> WorkerHandle: ...
     def encode(self, task: Task) -> object: ...
     def decode(self, payload: Any) -> Any: ...
-    def wait(self, handles: list[WorkerHandle]) -> list[Event]: ...
+    def wait(self, handles: tuple[WorkerHandle, ...]) -> list[Event]: ...
     def wake(self) -> None: ...
     def close(self) -> None: ...
 
@@ -59,7 +59,7 @@ class ProcessWorker:
 
     def send_shutdown(self) -> None:
         with contextlib.suppress(OSError):  # it has died; the result handler will see it go
-            self.inbox.send(SHUTDOWN)
+            self.inbox.send_bytes(wire.SHUTDOWN_WIRE)
 
     def kill(self) -> None:
         if self.process.exitcode is None:
@@ -83,6 +83,13 @@ class ProcessTransport:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._closing = threading.Lock()
+        # One selector for the pool's life (multiprocessing.connection.wait
+        # makes a new one per call, a cost paid per task here). Only the
+        # result handler uses it; `_watched` says what it is registered for.
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._watched: dict[int, tuple[ProcessWorker, bool]] = {}
+        self._watched_handles: tuple[WorkerHandle, ...] = ()
 
     def start_worker(self, worker_id: int) -> ProcessWorker:
         inbox_r, inbox_w = self._context.Pipe(duplex=False)
@@ -99,23 +106,30 @@ class ProcessTransport:
         return ProcessWorker(worker_id, process, inbox_w, outbox_r)
 
     def encode(self, task: Task) -> bytes:
-        call = bytes(ForkingPickler.dumps(task.call))
-        return bytes(ForkingPickler.dumps(task._replace(call=call)))
+        assert isinstance(task.call, Call)
+        return wire.pack_task(task.job_id, task.position, task.call)
 
     def decode(self, payload: Any) -> Any:
-        return ForkingPickler.loads(payload)
+        return wire.loads(payload)
 
-    def wait(self, handles: list[WorkerHandle]) -> list[Event]:
-        workers = [h for h in handles if isinstance(h, ProcessWorker)]
-        outboxes = {w.outbox: w for w in workers if w.outbox_open}
-        sentinels = {w.process.sentinel: w for w in workers}
-        ready = multiprocessing.connection.wait([self._wake_r, *outboxes, *sentinels])
+    def wait(self, handles: tuple[WorkerHandle, ...]) -> list[Event]:
+        if handles is not self._watched_handles:
+            self._watch([h for h in handles if isinstance(h, ProcessWorker)])
+            self._watched_handles = handles
         events: list[Event] = []
-        if self._wake_r in ready:
-            os.read(self._wake_r, 65536)
-        for worker in (outboxes[r] for r in ready if r in outboxes):
-            events.extend(self._drain(worker))
-        for worker in (sentinels[r] for r in ready if r in sentinels):
+        gone: list[ProcessWorker] = []
+        for key, _ in self._selector.select():
+            if key.data is None:
+                os.read(self._wake_r, 65536)
+                continue
+            worker, is_sentinel = key.data
+            if is_sentinel:
+                gone.append(worker)
+            elif worker.outbox_open:
+                # One outcome per worker is due at most (it holds one task);
+                # if more are there, the next select() reports them.
+                events.extend(self._receive(worker))
+        for worker in gone:
             # The process has exited, so everything it wrote is in the pipe:
             # read it all before saying it is gone.
             events.extend(self._drain(worker))
@@ -123,14 +137,47 @@ class ProcessTransport:
             events.append(WorkerGone(worker.worker_id, worker.process.exitcode))
         return events
 
+    def _watch(self, workers: list[ProcessWorker]) -> None:
+        """Register the outboxes and sentinels of these workers, and only theirs."""
+        wanted: dict[int, tuple[ProcessWorker, bool]] = {}
+        for worker in workers:
+            if worker.outbox_open:
+                wanted[worker.outbox.fileno()] = (worker, False)
+            wanted[worker.process.sentinel] = (worker, True)
+        if wanted == self._watched:  # the usual case: nothing changed
+            return
+        # A file descriptor number may have been reused for another worker.
+        for fd, entry in self._watched.items():
+            if wanted.get(fd) != entry:
+                self._selector.unregister(fd)
+        for fd, entry in wanted.items():
+            if self._watched.get(fd) != entry:
+                self._selector.register(fd, selectors.EVENT_READ, entry)
+        self._watched = wanted
+
+    def _receive(self, worker: ProcessWorker) -> list[Event]:
+        try:
+            return [(worker.worker_id, wire.unpack_outcome(worker.outbox.recv_bytes()))]
+        except (EOFError, OSError):
+            self._outbox_ended(worker)
+            return []
+
     def _drain(self, worker: ProcessWorker) -> list[Event]:
         events: list[Event] = []
         try:
             while worker.outbox_open and worker.outbox.poll():
-                events.append((worker.worker_id, worker.outbox.recv()))
+                events.append((worker.worker_id, wire.unpack_outcome(worker.outbox.recv_bytes())))
         except (EOFError, OSError):
-            worker.outbox_open = False
+            self._outbox_ended(worker)
         return events
+
+    def _outbox_ended(self, worker: ProcessWorker) -> None:
+        """Stop watching an outbox at its end; else select() would report it again and again."""
+        worker.outbox_open = False
+        fd = worker.outbox.fileno()
+        if self._watched.get(fd) == (worker, False):
+            self._selector.unregister(fd)
+            del self._watched[fd]
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):  # pending already, or closed
@@ -140,6 +187,7 @@ class ProcessTransport:
         """Release the wake pipe; called once no handler thread runs, maybe by two threads."""
         with self._closing:
             if self._wake_r >= 0:
+                self._selector.close()
                 os.close(self._wake_r)
                 os.close(self._wake_w)
                 self._wake_r = self._wake_w = -1
@@ -215,7 +263,7 @@ class ThreadTransport:
     def decode(self, payload: Any) -> Any:
         return payload
 
-    def wait(self, handles: list[WorkerHandle]) -> list[Event]:
+    def wait(self, handles: tuple[WorkerHandle, ...]) -> list[Event]:
         received = [self._events.get()]
         try:
             while len(received) < 1000:

@@ -10,14 +10,15 @@ tasks the parent recorded for it (see roster.py).
 from __future__ import annotations
 
 import os
+import selectors
 import threading
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from multiprocessing.reduction import ForkingPickler
 from queue import SimpleQueue
 from typing import Any, Protocol
 
+from . import wire
 from .errors import MaybeEncodingError
 from .messages import SHUTDOWN, Call, Outcome, Shutdown, Task, WorkerGone
 
@@ -31,7 +32,7 @@ class WorkerPort(Protocol):
     """A worker's two ends: tasks in, outcomes out."""
 
     def receive(self) -> Task | Shutdown: ...
-    def open(self, call: Call | bytes) -> Call: ...
+    def open(self, call: Call | bytes | memoryview) -> Call: ...
     def reply(self, job_id: int, index: int, success: bool, value: Any) -> None: ...
 
 
@@ -76,34 +77,39 @@ def starmapstar(args: tuple[Callable[..., Any], tuple[tuple[Any, ...], ...]]) ->
 
 
 class ProcessPort:
-    """A process worker's pipes; everything on them is pickled."""
+    """A process worker's pipes; what travels on them is laid out in wire.py."""
 
     def __init__(self, inbox: Connection, outbox: Connection) -> None:
         self._inbox = inbox
         self._outbox = outbox
         self._parent = os.getppid()
+        # One selector for the worker's life: Connection.poll makes a new one
+        # per call, a cost paid once per task.
+        self._incoming = selectors.DefaultSelector()
+        self._incoming.register(inbox, selectors.EVENT_READ)
 
     def receive(self) -> Task | Shutdown:
-        while not self._inbox.poll(PARENT_CHECK_INTERVAL):
+        while not self._incoming.select(PARENT_CHECK_INTERVAL):
             if os.getppid() != self._parent:
                 raise EOFError("the pool's process has exited")
-        message: Task | Shutdown = self._inbox.recv()
-        return message
+        message = self._inbox.recv_bytes()
+        if message == wire.SHUTDOWN_WIRE:
+            return SHUTDOWN
+        return Task(*wire.unpack_task(message))
 
-    def open(self, call: Call | bytes) -> Call:
-        assert isinstance(call, bytes)
-        opened: Call = ForkingPickler.loads(call)
-        return opened
+    def open(self, call: Call | bytes | memoryview) -> Call:
+        assert not isinstance(call, Call)
+        return wire.open_call(call)
 
     def reply(self, job_id: int, index: int, success: bool, value: Any) -> None:
         remote_traceback = None if success else "".join(traceback.format_exception(value))
         try:
-            payload = bytes(ForkingPickler.dumps(value))
+            payload = wire.dumps(value)
         except Exception as exc:
             # As CPython: a result that cannot be pickled fails its task only.
             success, remote_traceback = False, None
-            payload = bytes(ForkingPickler.dumps(MaybeEncodingError(exc, value)))
-        self._outbox.send(Outcome(job_id, index, success, payload, remote_traceback))
+            payload = wire.dumps(MaybeEncodingError(exc, value))
+        self._outbox.send_bytes(wire.pack_outcome(job_id, index, success, payload, remote_traceback))
 
 
 def process_worker_main(
@@ -137,7 +143,7 @@ class ThreadPort:
         # runs nothing more once it has finished its current task.
         return SHUTDOWN if self._killed.is_set() else task
 
-    def open(self, call: Call | bytes) -> Call:
+    def open(self, call: Call | bytes | memoryview) -> Call:
         assert isinstance(call, Call)
         return call
 

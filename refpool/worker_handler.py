@@ -35,9 +35,14 @@ class WorkerHandler:
     def maintain(self) -> None:
         """Start workers until the count is `processes`, if the pool may still grow."""
         with self._roster.cond:
-            for _ in range(self._roster.missing()):
+            handouts = [
                 self._roster.add(self._transport.start_worker(self._roster.new_worker_id()))
+                for _ in range(self._roster.missing())
+            ]
         self._transport.wake()  # the result handler must watch the new workers
+        for handout in handouts:  # tasks that waited for a worker, e.g. while one was replaced
+            if handout is not None:
+                handout.send()
 
     def worker_gone(self) -> None:
         self._requests.put(_CHANGED)

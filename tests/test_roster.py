@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
-from refpool.roster import Roster
+from refpool.roster import Roster, TaskKey, WorkerRecord
 
 
 class FakeHandle:
     def __init__(self, worker_id: int) -> None:
         self.worker_id = worker_id
         self.pid = 1000 + worker_id
+        self.sent: list[object] = []
 
-    def send(self, wire: object) -> None: ...
+    def send(self, wire: object) -> None:
+        self.sent.append(wire)
+
     def send_shutdown(self) -> None: ...
     def kill(self) -> None: ...
     def join(self) -> None: ...
@@ -39,21 +43,93 @@ def test_missing_counts_up_to_processes() -> None:
         assert roster.missing() == 2
 
 
+def offered(roster: Roster, key: TaskKey) -> WorkerRecord:
+    """Offer a task that must go to a worker at once; write it, as the task handler does."""
+    handout = roster.offer(key, f"wire{key}")
+    assert handout is not None, f"{key} was queued, not handed out"
+    handout.send()
+    return handout.record
+
+
+def in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    got: list[object] = []
+    thread = threading.Thread(target=lambda: got.append(call()))
+    thread.start()
+    return thread, got
+
+
 def test_tasks_go_to_the_least_busy_worker_and_are_recorded() -> None:
     """Checks WORK-3."""
     roster = filled()
-    first = roster.assign((0, 0))
-    second = roster.assign((0, 1))
-    assert first is not None and second is not None
+    first = offered(roster, (0, 0))
+    second = offered(roster, (0, 1))
     assert first is not second
     assert list(first.held) == [(0, 0)] and list(second.held) == [(0, 1)]
+    assert first.handle.sent == ["wire(0, 0)"]  # type: ignore[attr-defined]
+
+
+def test_a_task_waits_in_ready_until_a_worker_frees_and_goes_to_it() -> None:
+    """Checks WORK-5: the outcome that frees a worker hands it the next ready task."""
+    roster = filled(processes=1, depth=1)
+    worker = offered(roster, (0, 0))
+    assert roster.offer((0, 1), "wire1") is None  # the only worker is busy
+    assert list(roster.ready) == [((0, 1), "wire1")]
+    handout = roster.settle(1, (0, 0), True)
+    assert handout is not None and handout.record is worker and handout.wire == "wire1"
+    assert list(worker.held) == [(0, 1)] and not roster.ready
+    handout.send()
+    assert roster.settle(1, (0, 1), True) is None  # nothing is ready: the worker idles
+
+
+def test_offer_waits_while_ready_is_full() -> None:
+    roster = filled(processes=1, depth=1)
+    offered(roster, (0, 0))
+    assert roster.offer((0, 1), "wire1") is None
+    waiter, got = in_thread(lambda: roster.offer((0, 2), "wire2"))
+    waiter.join(0.2)
+    assert waiter.is_alive() and got == []  # `ready` holds one task per worker: it must wait
+    handout = roster.settle(1, (0, 0), True)  # takes (0, 1) from `ready`: room again
+    waiter.join(5)
+    assert not waiter.is_alive() and got == [None]
+    assert handout is not None and [key for key, _ in roster.ready] == [(0, 2)]
+
+
+def test_offer_gives_up_when_terminating() -> None:
+    roster = filled(processes=1, depth=1)
+    offered(roster, (0, 0))
+    roster.offer((0, 1), "wire1")
+    waiter, got = in_thread(lambda: roster.offer((0, 2), "wire2"))
+    roster.terminate()
+    waiter.join(5)
+    assert got == [None]
+
+
+def test_a_new_worker_takes_a_ready_task() -> None:
+    """Checks WORK-5 after a worker is lost: its replacement takes the waiting task."""
+    roster = filled(processes=1, depth=1)
+    offered(roster, (0, 0))
+    roster.offer((0, 1), "wire1")
+    roster.remove(1, -9)
+    with roster.cond:
+        handout = roster.add(FakeHandle(roster.new_worker_id()))
+    assert handout is not None and list(handout.record.held) == [(0, 1)]
+
+
+def test_an_exited_worker_is_handed_no_task_for_its_last_outcome() -> None:
+    """Its last outcomes are read before it is removed (LOST-1); they must not free it."""
+    roster = filled(processes=1, depth=1)
+    offered(roster, (0, 0))
+    roster.offer((0, 1), "wire1")
+    roster.exited(1)
+    assert roster.settle(1, (0, 0), True) is None
+    assert [key for key, _ in roster.ready] == [(0, 1)]
 
 
 def test_a_gone_worker_hands_back_exactly_what_it_held() -> None:
     """Checks LOST-1, WORK-3."""
     roster = filled()
-    records = [roster.assign((7, i)) for i in range(4)]
-    assert all(r is not None for r in records)
+    for i in range(4):
+        offered(roster, (7, i))
     roster.settle(1, (7, 0), True)
     gone = roster.remove(1, 0)
     assert gone is not None
@@ -61,45 +137,48 @@ def test_a_gone_worker_hands_back_exactly_what_it_held() -> None:
     assert 1 not in roster.workers
 
 
-def test_assign_waits_while_every_worker_is_full() -> None:
-    roster = filled(processes=1, depth=1)
-    assert roster.assign((0, 0)) is not None
-    got: list[object] = []
-    waiter = threading.Thread(target=lambda: got.append(roster.assign((0, 1))))
-    waiter.start()
-    waiter.join(0.2)
-    assert waiter.is_alive() and got == []  # full: it must wait
-    roster.settle(1, (0, 0), True)
-    waiter.join(5)
-    assert not waiter.is_alive() and got and got[0] is not None
-
-
-def test_assign_gives_up_when_terminating() -> None:
-    roster = filled(processes=1, depth=1)
-    roster.assign((0, 0))
-    result: list[object] = ["unset"]
-    waiter = threading.Thread(target=lambda: result.__setitem__(0, roster.assign((0, 1))))
-    waiter.start()
-    roster.terminate()
-    waiter.join(5)
-    assert result == [None]
-
-
 def test_a_worker_is_handed_at_most_maxtasks() -> None:
     """Checks WORK-3."""
     roster = filled(processes=1, maxtasks=2, depth=5)
-    assert roster.assign((0, 0)) is not None
-    assert roster.assign((0, 1)) is not None
-    roster.terminate()  # else the third assign would wait for a replacement
-    assert roster.assign((0, 2)) is None
+    offered(roster, (0, 0))
+    offered(roster, (0, 1))
+    assert roster.offer((0, 2), "wire2") is None  # waits for the replacement
+    assert [key for key, _ in roster.ready] == [(0, 2)]
+
+
+def test_a_sentinel_waits_for_the_task_being_written_to_its_worker() -> None:
+    """Checks SHUT-1: the worker's `writing` lock, taken when the task was assigned."""
+    roster = filled(processes=1, depth=1)
+    handout = roster.offer((0, 0), "wire0")
+    assert handout is not None
+    [record] = roster.begin_shutdown()
+    assert not record.writing.acquire(blocking=False)  # the sentinel would have to wait
+    handout.send()
+    assert record.writing.acquire(blocking=False)
+
+
+def test_shutdown_begins_only_once_ready_is_empty() -> None:
+    """Checks SHUT-1."""
+    roster = filled(processes=1, depth=1)
+    offered(roster, (0, 0))
+    roster.offer((0, 1), "wire1")
+    waiter, got = in_thread(roster.begin_shutdown)
+    waiter.join(0.2)
+    assert waiter.is_alive() and not roster.shutdown_begun
+    handout = roster.settle(1, (0, 0), True)
+    assert handout is not None
+    handout.send()
+    waiter.join(5)
+    assert not waiter.is_alive() and roster.shutdown_begun
+    assert [[r.handle.worker_id for r in need] for need in got] == [[1]]  # type: ignore[attr-defined]
 
 
 def test_sentinels_go_to_every_worker_but_the_retiring_ones() -> None:
     """Checks SHUT-2."""
     roster = filled(processes=2, maxtasks=1)
-    retiring = roster.assign((0, 0))
+    offered(roster, (0, 0))
     need = roster.begin_shutdown()
-    assert retiring is not None and [r.handle.worker_id for r in need] == [2]
+    assert [r.handle.worker_id for r in need] == [2]
     assert roster.begin_shutdown() == []  # never a second sentinel to the same worker
     with roster.cond:
         assert roster.missing() == 0

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 import refpool
-from refpool.roster import Roster, TaskKey, WorkerRecord
+from refpool.roster import Handout, Roster, TaskKey, WorkerRecord
 
 from pool_helpers import exit_abruptly, square
 
@@ -32,15 +32,14 @@ def test_without_task_ownership_a_lost_worker_hangs_its_job(
     monkeypatch: pytest.MonkeyPatch, fork_pool: refpool.Pool
 ) -> None:
     """Seeded bug: the roster forgets which worker holds a task (CPython's design). (LOST-1, WORK-3)"""
-    real_assign = Roster.assign
+    real_assign = Roster._assign
 
-    def forgetful_assign(self: Roster, key: TaskKey) -> WorkerRecord | None:
-        record = real_assign(self, key)
-        if record is not None:
-            record.held.pop(key)
-        return record
+    def forgetful_assign(self: Roster, record: WorkerRecord, key: TaskKey, wire: object) -> Handout:
+        handout = real_assign(self, record, key, wire)
+        record.held.pop(key)
+        return handout
 
-    monkeypatch.setattr(Roster, "assign", forgetful_assign)
+    monkeypatch.setattr(Roster, "_assign", forgetful_assign)
     job = fork_pool.apply_async(exit_abruptly, (3,))
     # What test_lost_workers asserts (WorkerLostError promptly) now fails: the job hangs.
     with pytest.raises(multiprocessing.TimeoutError):

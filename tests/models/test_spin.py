@@ -55,23 +55,33 @@ FIRST_VIOLATION = {
     "BUG_ONE_SENTINEL_TOO_FEW": "sentinels_sent==live_at_shutdown",  # SHUT-2
     "BUG_START_AFTER_CLOSE": "!(shutdown_begun)&& !(terminating)",  # WORK-2
     "BUG_DROP_TASK_ON_CRASH": "(ci_n==1)",  # WORK-3
+    "BUG_SENTINEL_OVERTAKES_TASK": "!(sentinel_written[",  # SHUT-1
+    "BUG_NO_HANDOUT_ON_OUTCOME": "(prepared==handed)",  # WORK-5
 }
+# A task written after its worker's sentinel is failed as lost when the worker exits: the run
+# still ends with every task settled, so only the assertion sees this bug, not `done`.
+HANGS = frozenset(FIRST_VIOLATION) - {"BUG_SENTINEL_OVERTAKES_TASK"}
 
 
 @pytest.mark.parametrize("bug", SEEDED_BUGS)
 def test_seeded_bug_is_found(bug: str) -> None:
     """Checks that the model catches each seeded bug: BUG_ONE_SENTINEL_TOO_FEW breaks SHUT-2
     and SHUT-3, BUG_START_AFTER_CLOSE breaks WORK-2 and SHUT-3, BUG_DROP_TASK_ON_CRASH breaks
-    WORK-3 and JOB-1 (LOST-1). Each is found by an assertion, and again by the LTL property
-    `done` alone (pan -A ignores the assertions): the pool hangs or leaves a task unsettled."""
+    WORK-3 and JOB-1 (LOST-1), BUG_SENTINEL_OVERTAKES_TASK breaks SHUT-1, and
+    BUG_NO_HANDOUT_ON_OUTCOME breaks WORK-5 and hangs. Each is found by an assertion; each
+    that hangs the pool or leaves a task unsettled is found again by the LTL property `done`
+    alone (pan -A ignores the assertions)."""
     safety = run_spin(2, tasks=3, crashes=1, defines=[bug])
     assert safety.errors >= 1, safety.summary()
     assert FIRST_VIOLATION[bug] in safety.first_error, safety.summary()
     assert safety.trail, "no counterexample was replayed"
 
     liveness = run_spin(2, tasks=3, crashes=1, defines=[bug], ltl="done", ignore_assertions=True)
-    assert liveness.errors >= 1, liveness.summary()
-    assert "acceptance cycle" in liveness.first_error, liveness.summary()
+    if bug in HANGS:
+        assert liveness.errors >= 1, liveness.summary()
+        assert "acceptance cycle" in liveness.first_error, liveness.summary()
+    else:
+        assert liveness.errors == 0, liveness.summary()
 
 
 def test_join_must_wait_for_a_terminate_that_begins_during_it() -> None:
