@@ -13,7 +13,7 @@ import os
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -231,7 +231,8 @@ class Pool:
         core.check_running()  # before reading the input, as CPython
         check_callable("callback", callback)
         check_callable("error_callback", error_callback)
-        items = list(iterable)
+        # As CPython: a sized input is used as it is, anything else read into a list.
+        items = iterable if isinstance(iterable, Sized) else list(iterable)
         if chunksize is None:
             chunksize = default_chunksize(len(items), self._processes)
         check_chunksize(chunksize)

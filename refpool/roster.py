@@ -145,6 +145,9 @@ class Handout(NamedTuple):
 
     record: WorkerRecord
     wire: object
+    # The roster's `cond`, when the task came from `ready`: the task handler, waiting
+    # for room there, is woken only once the task is written (see `send`).
+    room: threading.Condition | None = None
 
     def send(self) -> None:
         """Write the task; call once, outside `cond`. Releases `record.writing`."""
@@ -153,6 +156,13 @@ class Handout(NamedTuple):
                 self.record.handle.send(self.wire)
         finally:
             self.record.writing.release()
+        if self.room is not None:
+            # Woken before the write, the task handler would take the GIL while
+            # this thread writes, and the worker would wait for its next task
+            # until the task handler had encoded one more (measured: about a
+            # third of the time per task of imap over tiny items).
+            with self.room:
+                self.room.notify_all()  # room in `ready`, or `ready` empty for shutdown
 
 
 class Roster:
@@ -219,8 +229,7 @@ class Roster:
         if record is None:
             return None
         key, wire = self.ready.popleft()
-        self.cond.notify_all()  # room in `ready`, or `ready` empty for shutdown
-        return self._assign(record, key, wire)
+        return self._assign(record, key, wire)._replace(room=self.cond)
 
     def _assign(self, record: WorkerRecord, key: TaskKey, wire: object) -> Handout:
         """Record that the worker holds `key` (WORK-3), before anyone sends it. Caller holds cond."""

@@ -89,9 +89,13 @@ def test_offer_waits_while_ready_is_full() -> None:
     waiter.join(0.2)
     assert waiter.is_alive() and got == []  # `ready` holds one task per worker: it must wait
     handout = roster.settle(1, (0, 0), True)  # takes (0, 1) from `ready`: room again
+    assert handout is not None
+    waiter.join(0.2)
+    assert waiter.is_alive()  # woken only once (0, 1) is written, so it does not delay that
+    handout.send()
     waiter.join(5)
     assert not waiter.is_alive() and got == [None]
-    assert handout is not None and [key for key, _ in roster.ready] == [(0, 2)]
+    assert [key for key, _ in roster.ready] == [(0, 2)]
 
 
 def test_offer_gives_up_when_terminating() -> None:
