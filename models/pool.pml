@@ -107,7 +107,7 @@ chan worker_requests = [N + CRASHES + 2] of { mtype };  /* CHANGED (worker gone)
 hidden byte ci_t, ci_w, ci_n;  /* scratch for check_invariants (not part of the state) */
 
 #define FREE(w) (live[w] && held[w] == 0)
-#define READY_LIMIT N        /* Roster.ready_limit: one prepared task per worker */
+#define READY_LIMIT N        /* Roster.ready_limit, imap's; apply and map may prepare more, no step changes */
 #define NONE 255
 #ifdef BUG_START_AFTER_CLOSE
 #define MAY_GROW (!terminating)

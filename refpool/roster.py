@@ -9,8 +9,10 @@ shared task queue from which a dying worker could take a task unseen.
 
 Flow control: a worker holds at most `depth` tasks (core.TASKS_IN_FLIGHT), so
 a crash fails at most `depth` tasks. Tasks the task handler has prepared
-(encoded) while no worker was free wait in `ready`, at most `ready_limit` of
-them, so imap reads its input no faster than workers take it.
+(encoded) while no worker was free wait in `ready`: for imap at most
+`ready_limit` (one per worker), so imap reads its input no faster than
+workers take it (API-5); for work whose calls are in memory already (apply,
+map) the task handler may prepare more (see task_handler.py).
 
 Who hands tasks out: whichever thread sees a worker become free. The result
 handler, reading an outcome, hands that worker the next ready task before it
@@ -180,6 +182,7 @@ class Roster:
         self._handles: tuple[WorkerHandle, ...] = ()  # rebuilt when a worker comes or goes
         self.ready: collections.deque[tuple[TaskKey, object]] = collections.deque()
         self.ready_limit = processes  # one prepared task per worker is enough to keep all busy
+        self._wake_at = 0  # the task handler, waiting for room in `ready`, wants a wake at this length
         self.shutdown_begun = False  # sentinels sent: no worker starts again
         self.terminating = False
         self._next_id = 0
@@ -203,21 +206,26 @@ class Roster:
         return self._hand_out_ready()
 
     # --- task handler ---------------------------------------------------
-    def offer(self, key: TaskKey, wire: object) -> Handout | None:
+    def offer(self, key: TaskKey, wire: object, ahead: int | None = None) -> Handout | None:
         """Hand the task `key` to a free worker, or queue it in `ready`.
 
-        Waits while `ready` is full. Returns the handout to send, or None when
-        the task was queued or the pool is terminating.
+        Waits while `ready` holds `ahead` tasks (default `ready_limit`), until
+        it has half as many: waking once per task would make the task handler
+        take the GIL from the result handler once per task. Returns the
+        handout to send, or None when the task was queued or the pool is
+        terminating.
         """
+        limit = self.ready_limit if ahead is None else ahead
         with self.cond:
             while not self.terminating:
                 if not self.ready:
                     record = self._least_busy()
                     if record is not None:
                         return self._assign(record, key, wire)
-                if len(self.ready) < self.ready_limit:
+                if len(self.ready) < limit:
                     self.ready.append((key, wire))
                     return None
+                self._wake_at = limit // 2
                 self.cond.wait()
             return None
 
@@ -229,7 +237,10 @@ class Roster:
         if record is None:
             return None
         key, wire = self.ready.popleft()
-        return self._assign(record, key, wire)._replace(room=self.cond)
+        handout = self._assign(record, key, wire)
+        if len(self.ready) <= self._wake_at:  # and so when `ready` is empty, for shutdown
+            handout = handout._replace(room=self.cond)
+        return handout
 
     def _assign(self, record: WorkerRecord, key: TaskKey, wire: object) -> Handout:
         """Record that the worker holds `key` (WORK-3), before anyone sends it. Caller holds cond."""

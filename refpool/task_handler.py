@@ -24,11 +24,22 @@ from .observer import Observer, SentinelSent
 from .roster import Roster
 from .transport import Transport
 
+# How many tasks of apply or map may wait encoded in the roster's `ready`
+# queue. Their calls are in memory already, so preparing them early costs no
+# laziness (unlike imap's, API-5), and lets this thread work in bursts instead
+# of waking for every task (benchmarks/README.md, case 3).
+EAGER_READY_LIMIT = 64
+
 
 class TaskBatch(NamedTuple):
     job_id: int
     calls: Iterable[Call]
     set_length: Callable[[int], None] | None  # imap learns its length at the end
+
+    @property
+    def lazy(self) -> bool:
+        """imap: the calls come from the caller's input, read as tasks go out."""
+        return self.set_length is not None
 
 
 class QueueMark(NamedTuple):
@@ -84,20 +95,20 @@ class TaskHandler:
                 self._cache.deliver(batch.job_id, count, False, exc)
                 count += 1
                 break
-            if not self._send(Task(batch.job_id, count, call)):
+            if not self._send(Task(batch.job_id, count, call), None if batch.lazy else EAGER_READY_LIMIT):
                 return False
             count += 1
         if batch.set_length is not None:
             batch.set_length(count)
         return True
 
-    def _send(self, task: Task) -> bool:
+    def _send(self, task: Task, ahead: int | None) -> bool:
         try:
             wire = self._transport.encode(task)
         except Exception as exc:  # e.g. a lambda sent to a process pool
             self._cache.deliver(task.job_id, task.position, False, exc)
             return True
-        handout = self._roster.offer((task.job_id, task.position), wire)
+        handout = self._roster.offer((task.job_id, task.position), wire, ahead)
         if handout is not None:
             handout.send()
         return not self._roster.terminating

@@ -98,6 +98,26 @@ def test_offer_waits_while_ready_is_full() -> None:
     assert [key for key, _ in roster.ready] == [(0, 2)]
 
 
+def test_a_task_handler_waiting_for_room_is_woken_once_ready_is_half_empty() -> None:
+    """Not once per task: each wake takes the GIL from the result handler (benchmarks, case 3)."""
+    roster = filled(processes=1, depth=1)
+    offered(roster, (0, 0))
+    for i in range(1, 5):
+        assert roster.offer((0, i), f"wire{i}", ahead=4) is None
+    waiter, got = in_thread(lambda: roster.offer((0, 5), "wire5", ahead=4))
+    waiter.join(0.2)
+    assert waiter.is_alive()  # `ready` is full: it waits
+    key = (0, 0)
+    for expect_room in (False, True):  # 4 -> 3 tasks waiting: no wake; 3 -> 2: wake
+        handout = roster.settle(1, key, True)
+        assert handout is not None and (handout.room is not None) == expect_room
+        handout.send()
+        key = next(iter(handout.record.held))
+    waiter.join(5)
+    assert not waiter.is_alive() and got == [None]
+    assert [k for k, _ in roster.ready] == [(0, 3), (0, 4), (0, 5)]
+
+
 def test_offer_gives_up_when_terminating() -> None:
     roster = filled(processes=1, depth=1)
     offered(roster, (0, 0))
