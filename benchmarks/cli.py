@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scale != 1.0:
         sizes = sizes.scaled(args.scale)
     if args.repeat is not None:
-        sizes = replace(sizes, repeat=args.repeat, rss_repeat=args.repeat)
+        sizes = replace(sizes, repeat=args.repeat, rss_repeat=args.repeat, short_repeat=args.repeat)
     task_loops = work.calibrate_spin(TASK_SECONDS) if 5 in cases else None
     adapters = [info.adapter() for info in present]
     # Pools fork their workers from handler threads, as CPython's own pool does (3.12+ warns).
@@ -131,9 +131,12 @@ def run_info(
 
         state = source_state(Path(refpool.__file__).parent)
         versions["refpool"] += f" ({state})" if state else ""
-    repetitions = str(sizes.repeat)
+    others = []
+    if sizes.short_repeat != sizes.repeat:
+        others.append(f"cases 1, 2 and 7: {sizes.short_repeat}")
     if sizes.rss_repeat != sizes.repeat:
-        repetitions += f" (case 6: {sizes.rss_repeat})"
+        others.append(f"case 6: {sizes.rss_repeat}")
+    repetitions = str(sizes.repeat) + (f" ({'; '.join(others)})" if others else "")
     return RunInfo(
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         command=shlex.join(command),
