@@ -281,11 +281,15 @@ class Roster:
         with self.cond:
             while self.ready and not self.terminating:
                 self.cond.wait()  # the last tasks are still to be handed out (SHUT-1)
+            if self.terminating:
+                # terminate() came first, maybe while the last tasks waited: it
+                # stops every worker itself, and no shutdown begins (SHUT-5).
+                return []
             self.shutdown_begun = True
             need = [
-                r
-                for r in self.workers.values()
-                if needs_sentinel(r.handed_out, self.maxtasks, r.got_shutdown) and not self.terminating
+                record
+                for record in self.workers.values()
+                if needs_sentinel(record.handed_out, self.maxtasks, record.got_shutdown)
             ]
             for record in need:
                 record.got_shutdown = True

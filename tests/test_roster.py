@@ -208,6 +208,19 @@ def test_sentinels_go_to_every_worker_but_the_retiring_ones() -> None:
         assert roster.missing() == 0
 
 
+def test_no_shutdown_begins_once_terminate_has_come_first() -> None:
+    """Checks SHUT-5: terminate() while the last tasks wait for a worker; no sentinel plan is made."""
+    roster = filled(processes=1, depth=1)
+    offered(roster, (0, 0))
+    roster.offer((0, 1), "wire1")
+    waiter, got = in_thread(roster.begin_shutdown)
+    waiter.join(0.2)
+    assert waiter.is_alive()  # `ready` is not empty yet
+    roster.terminate()
+    waiter.join(5)
+    assert got == [[]] and not roster.shutdown_begun
+
+
 def test_no_worker_is_added_after_shutdown_has_begun() -> None:
     """Checks WORK-2."""
     roster = filled(processes=2)
