@@ -181,14 +181,20 @@ def test_a_sentinel_waits_for_the_task_being_written_to_its_worker() -> None:
     assert record.writing.acquire(blocking=False)
 
 
-def test_shutdown_begins_only_once_ready_is_empty() -> None:
-    """Checks SHUT-1."""
+def shutdown_behind_a_ready_task() -> tuple[Roster, threading.Thread, list[object]]:
+    """One worker busy with (0, 0), (0, 1) waiting in `ready`, and begin_shutdown waiting for it."""
     roster = filled(processes=1, depth=1)
     offered(roster, (0, 0))
     roster.offer((0, 1), "wire1")
     waiter, got = in_thread(roster.begin_shutdown)
     waiter.join(0.2)
-    assert waiter.is_alive() and not roster.shutdown_begun
+    assert waiter.is_alive() and not roster.shutdown_begun  # `ready` is not empty yet
+    return roster, waiter, got
+
+
+def test_shutdown_begins_only_once_ready_is_empty() -> None:
+    """Checks SHUT-1."""
+    roster, waiter, got = shutdown_behind_a_ready_task()
     handout = roster.settle(1, (0, 0), True)
     assert handout is not None
     handout.send()
@@ -210,12 +216,7 @@ def test_sentinels_go_to_every_worker_but_the_retiring_ones() -> None:
 
 def test_no_shutdown_begins_once_terminate_has_come_first() -> None:
     """Checks SHUT-5: terminate() while the last tasks wait for a worker; no sentinel plan is made."""
-    roster = filled(processes=1, depth=1)
-    offered(roster, (0, 0))
-    roster.offer((0, 1), "wire1")
-    waiter, got = in_thread(roster.begin_shutdown)
-    waiter.join(0.2)
-    assert waiter.is_alive()  # `ready` is not empty yet
+    roster, waiter, got = shutdown_behind_a_ready_task()
     roster.terminate()
     waiter.join(5)
     assert got == [[]] and not roster.shutdown_begun
