@@ -144,8 +144,6 @@ class ProcessTransport:
             if worker.outbox_open:
                 wanted[worker.outbox.fileno()] = (worker, False)
             wanted[worker.process.sentinel] = (worker, True)
-        if wanted == self._watched:  # the usual case: nothing changed
-            return
         # A file descriptor number may have been reused for another worker.
         for fd, entry in self._watched.items():
             if wanted.get(fd) != entry:
