@@ -21,12 +21,6 @@ from .task_handler import CLOSED, TERMINATED, QueueMark, TaskBatch, TaskHandler
 from .transport import Transport
 from .worker_handler import WorkerHandler
 
-# How many tasks a worker may hold at once (see roster.py). One: a task never
-# waits behind another worker's long task while a worker is idle, as with
-# CPython's shared queue, and a crash fails only the task that was running.
-# The price is a round trip to the parent between tasks; map's chunks hide it.
-TASKS_IN_FLIGHT = 1
-
 
 class PoolCore:
     def __init__(
@@ -36,16 +30,15 @@ class PoolCore:
         self._observe = None if observer is None else safely(observer)
         self.lifecycle = Lifecycle()
         self.cache = JobCache()
-        self.roster = Roster(processes, maxtasks, TASKS_IN_FLIGHT, self._observe)
+        self.roster = Roster(processes, maxtasks, transport.tasks_in_flight, self._observe)
         self._taskqueue: SimpleQueue[TaskBatch | QueueMark] = SimpleQueue()
         self._transport = transport
         self.worker_handler = WorkerHandler(self.roster, transport)
-        self.task_handler = TaskHandler(
-            self._taskqueue, self.roster, transport, self.cache, self._after_shutdown, self._observe
-        )
+        self.task_handler = TaskHandler(self._taskqueue, self.roster, transport, self.cache)
         self.result_handler = ResultHandler(
-            self.roster, transport, self.cache, self.worker_handler.worker_gone
+            self.roster, transport, self.cache, self.worker_handler.worker_gone, self.worker_handler.stop
         )
+        transport.bind(self.result_handler)
         self._threads = [self.worker_handler.thread, self.task_handler.thread, self.result_handler.thread]
         self._terminated = threading.Event()
 
@@ -88,11 +81,6 @@ class PoolCore:
             if self._fire(PoolEvent.CLOSE) is PoolState.RUN:
                 self._taskqueue.put(CLOSED)
 
-    def _after_shutdown(self) -> None:
-        """The task handler has sent the sentinels: no worker will start again."""
-        self.worker_handler.stop()
-        self._transport.wake()
-
     def terminate(self) -> None:
         with self.lifecycle.lock:
             before = self.lifecycle.fire(PoolEvent.TERMINATE)
@@ -123,7 +111,13 @@ class PoolCore:
 
     def join(self) -> None:
         self.lifecycle.fire(PoolEvent.JOIN)
-        _join_others(self._threads)
+        threads = self._threads
+        if threading.current_thread() is self.result_handler.thread:
+            # join() from a callback. The worker handler stops when the result
+            # handler's loop ends, after this callback: waiting for it here
+            # would wait for this very thread.
+            threads = [t for t in threads if t is not self.worker_handler.thread]
+        _join_others(threads)
         for handle in self.roster.handles():
             handle.join()
         # A terminate() in another thread, begun before or during this join,

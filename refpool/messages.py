@@ -17,6 +17,9 @@ class Call(NamedTuple):
     kwds: dict[str, Any]
 
 
+CallTuple = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # a Call, as a worker opens it
+
+
 class Task(NamedTuple):
     job_id: int
     position: int  # of this call, or of this chunk, within its job

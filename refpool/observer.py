@@ -2,8 +2,8 @@
 
 Pass `observer=callable` to Pool or ThreadPool and it is called with one of
 the records below each time the pool does something that the spec constrains:
-a state change, a worker started or gone, a task handed out, an outcome
-delivered, the start of shutdown and each sentinel sent. Tests check the
+a state change, a worker started or gone, a task handed out or taken back,
+an outcome delivered, the start of shutdown and each sentinel sent. Tests check the
 spec's invariants on this trace; learners can print it to watch a pool work.
 
 The observer is called from the pool's own threads, so it must be quick and
@@ -40,6 +40,14 @@ class TaskHandedOut(NamedTuple):
     position: int
 
 
+class TaskTakenBack(NamedTuple):
+    """The worker had not started the task; the parent hands it out again (WORK-5, WORK-6)."""
+
+    worker_id: int
+    job_id: int
+    position: int
+
+
 class OutcomeDelivered(NamedTuple):
     worker_id: int
     job_id: int
@@ -51,12 +59,14 @@ class WorkerExited(NamedTuple):
     worker_id: int
     pid: int | None
     exitcode: int | None
-    lost: tuple[TaskKey, ...]  # the tasks it held, which fail with WorkerLostError
+    lost: tuple[TaskKey, ...]  # its oldest task, which it may have been running: WorkerLostError
+    requeued: tuple[TaskKey, ...]  # the tasks behind it, never started: handed out again (LOST-3)
 
 
 class ShutdownBegun(NamedTuple):
-    live: tuple[int, ...]  # worker ids alive when the last task had gone out
-    sentinel_to: tuple[int, ...]  # those that get a sentinel (the rest retire by quota)
+    """The pool is closed and every task has been offered: idle workers now get their sentinels."""
+
+    live: tuple[int, ...]  # worker ids in the roster at that moment
 
 
 class SentinelSent(NamedTuple):
@@ -67,6 +77,7 @@ Observation = (
     StateChanged
     | WorkerStarted
     | TaskHandedOut
+    | TaskTakenBack
     | OutcomeDelivered
     | WorkerExited
     | ShutdownBegun

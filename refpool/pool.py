@@ -157,14 +157,14 @@ class Pool:
         self._live_core().join()
 
     # --- submitting work ------------------------------------------------
-    def _submit(self, make_job: Callable[[], Job], calls: Iterable[Call]) -> Any:
+    def _submit(self, make_job: Callable[[], Job], calls: Iterable[Call], in_memory: bool = True) -> Any:
         core = self._live_core()
         with core.lifecycle.lock:
             core.lifecycle.fire(PoolEvent.SUBMIT)
             job = make_job()
             # Only imap's length is unknown until its input is exhausted.
             set_length = job._set_length if isinstance(job, IMapIterator) else None
-            core.enqueue(TaskBatch(job.job_id, calls, set_length))
+            core.enqueue(TaskBatch(job.job_id, calls, set_length, in_memory))
         return job
 
     def apply(self, func: Callable[..., R], args: Iterable[Any] = (), kwds: Mapping[str, Any] = {}) -> R:
@@ -269,7 +269,9 @@ class Pool:
             calls = (Call(func, (item,), {}) for item in items)
         else:
             calls = (Call(mapstar, ((func, chunk),), {}) for chunk in chunked(items, chunksize))
-        result: IMapIterator[Any] = self._submit(lambda: kind(core.cache, self), calls)
+        # An input of known size is a collection in memory: reading it never waits.
+        in_memory = isinstance(iterable, Sized)
+        result: IMapIterator[Any] = self._submit(lambda: kind(core.cache, self), calls, in_memory)
         if chunksize == 1:
             return result
         return (item for chunk in result for item in chunk)

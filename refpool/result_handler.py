@@ -3,10 +3,17 @@
 Each outcome frees its task in the roster; the worker that sent it is handed
 the next ready task at once, and then the outcome goes to its job. A payload that
 cannot be unpickled fails just its job (CPython hangs: gh-79492). When a
-worker is gone, every task it still held fails with WorkerLostError, and the
-worker handler is told, so that it can start a replacement.
+worker is gone, the oldest task it still held fails with WorkerLostError, the
+tasks behind it are handed to other workers (roster.py), and the worker
+handler is told, so that it can start a replacement.
 
-Stops when: shutdown has begun and every worker has gone, or the pool terminates.
+Thread workers settle their own outcomes, in their own threads, through
+`settle_in_worker`: a task then costs no hand-off between threads. Only the
+outcomes of jobs with a callback come here, so that callbacks run one at a
+time, in this thread, as in CPython's ThreadPool.
+
+Stops when: the pool is closing and every worker has gone with nothing left
+to run (it then stops the worker handler), or the pool terminates.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import Any
 from .errors import RemoteTraceback, ResultDecodingError, WorkerLostError
 from .jobs import JobCache
 from .messages import Outcome, WorkerGone
-from .roster import Roster
+from .roster import Handout, Roster, TaskKey, send_all
 from .transport import Transport
 
 
@@ -29,11 +36,13 @@ class ResultHandler:
         transport: Transport,
         cache: JobCache,
         worker_gone: Callable[[], None],
+        finished: Callable[[], None],
     ) -> None:
         self._roster = roster
         self._transport = transport
         self._cache = cache
         self._worker_gone = worker_gone
+        self._finished = finished
         self.thread = threading.Thread(target=self._run, name="refpool-result-handler", daemon=True)
 
     def _run(self) -> None:
@@ -41,20 +50,46 @@ class ResultHandler:
             events = self._transport.wait(self._roster.handles())
             for gone in (event for event in events if isinstance(event, WorkerGone)):
                 self._roster.exited(gone.worker_id)  # before its last outcomes are settled
+            # Outcomes come in bursts: settle them all in the roster, write the
+            # tasks that this frees room for (one write per worker), and only
+            # then deliver the outcomes, while the workers run those tasks.
+            handouts: list[Handout] = []
+            outcomes: list[Outcome] = []
             for event in events:
                 if self._roster.terminating:
                     return  # terminate() fails what is left
                 if isinstance(event, WorkerGone):
+                    self._deliver(handouts, outcomes)  # what the worker sent comes first
                     self._on_worker_gone(event)
+                elif isinstance(event, Outcome):
+                    outcomes.append(event)  # a thread worker's, settled in the roster already
                 else:
-                    self._on_outcome(*event)
+                    worker_id, outcome = event
+                    key = (outcome.job_id, outcome.position)
+                    handouts.append(self._roster.settle(worker_id, key, outcome.success))
+                    outcomes.append(outcome)
+            self._deliver(handouts, outcomes)
+        self._finished()  # no worker is needed any more
 
-    def _on_outcome(self, worker_id: int, outcome: Outcome) -> None:
-        handout = self._roster.settle(worker_id, (outcome.job_id, outcome.position), outcome.success)
-        if handout is not None:
-            handout.send()  # first, so the worker runs it while this thread settles the job
-        success, value = self._open(outcome)
-        self._cache.deliver(outcome.job_id, outcome.position, success, value)
+    def _deliver(self, handouts: list[Handout], outcomes: list[Outcome]) -> None:
+        send_all(handouts)
+        for outcome in outcomes:
+            if self._roster.terminating:
+                return
+            success, value = self._open(outcome)
+            self._cache.deliver(outcome.job_id, outcome.position, success, value)
+        handouts.clear()
+        outcomes.clear()
+
+    def deliver_in_worker(self, job_id: int, position: int, success: bool, value: Any) -> None:
+        """A thread worker's outcome, delivered in its own thread; a job with callbacks is
+        delivered by this handler's thread instead, so that callbacks run one at a time."""
+        if not self._cache.deliver_here(job_id, position, success, value):
+            self._transport.defer(Outcome(job_id, position, success, value, None))
+
+    def report_in_worker(self, worker_id: int, finished: list[tuple[TaskKey, bool]], more: bool) -> None:
+        """A thread worker's finished tasks, freed in the roster in one step (worker.ThreadPort)."""
+        self._roster.settle_many(worker_id, finished, more).send()
 
     def _open(self, outcome: Outcome) -> tuple[bool, Any]:
         try:
@@ -80,11 +115,12 @@ class ResultHandler:
         return error
 
     def _on_worker_gone(self, gone: WorkerGone) -> None:
-        record = self._roster.remove(gone.worker_id, gone.exitcode)
+        record, lost, handout = self._roster.remove(gone.worker_id, gone.exitcode)
         if record is None:
             return
+        handout.send()  # the tasks it had not started, to other workers
         record.handle.join()
-        for job_id, index in record.held:
-            lost = WorkerLostError(record.handle.pid, gone.exitcode, job_id, index)
-            self._cache.deliver(job_id, index, False, lost)
+        if lost is not None:
+            error = WorkerLostError(record.handle.pid, gone.exitcode, *lost)
+            self._cache.deliver(*lost, False, error)
         self._worker_gone()

@@ -1,39 +1,79 @@
-"""The roster: which workers exist, and which tasks each one holds.
+"""The roster: which workers exist, which tasks each one holds, and who gets the next one.
 
 This is how refpool never loses a task to a dead worker (CPython hangs here:
 bpo-22393). The parent assigns every task to one worker and records it here
-*before* sending it, so ownership is never in doubt: when a worker dies, the
-tasks recorded for it are exactly the ones it may have been running, and their
-jobs fail with WorkerLostError. Every worker has its own inbox; there is no
-shared task queue from which a dying worker could take a task unseen.
+*before* sending it, so ownership is never in doubt. Every worker has its own
+inbox; there is no shared task queue from which a dying worker could take a
+task unseen.
 
-Flow control: a worker holds at most `depth` tasks (core.TASKS_IN_FLIGHT), so
-a crash fails at most `depth` tasks. Tasks the task handler has prepared
-(encoded) while no worker was free wait in `ready`: for imap at most
-`ready_limit` (one per worker), so imap reads its input no faster than
-workers take it (API-5); for work whose calls are in memory already (apply,
-map) the task handler may prepare more (see task_handler.py).
+Several tasks in flight. A process worker may hold up to `depth` tasks
+(transport.py says how many), written ahead into its inbox, so that it never
+waits for the parent between tasks. It runs them in order, so once everything
+it sent has been read, the oldest task it still holds is the only one it can
+have been running: when it dies, that one fails with WorkerLostError and the
+ones behind it go back to `ready`, to run elsewhere (LOST-1, LOST-3). A thread
+worker's inbox is a deque in this process: the roster puts tasks into it at
+once, and the worker takes them itself and settles their jobs itself, telling
+the roster which tasks it has finished only when its inbox is empty
+(`settle_many`): one round of the roster's lock per several tasks.
 
-Who hands tasks out: whichever thread sees a worker become free. The result
-handler, reading an outcome, hands that worker the next ready task before it
-settles the job, so the worker need not wait for a second thread to wake (the
-round trip between tasks is the cost of holding one task at a time). The task
-handler hands out a task itself when a worker is idle, and the worker handler
-gives a ready task to each worker it starts. The thread that assigns a task
-writes it, after leaving `cond`; the worker's `writing` lock, taken under
-`cond`, keeps a sentinel from overtaking a task assigned before it.
+Claims and take-back. Before a worker starts a task it *claims* it (see
+claims.py); the parent can *take back* every task a worker holds and has not
+claimed. When a worker becomes idle and no task is ready, the parent takes
+back the unstarted tasks of a worker that holds several and gives them to the
+idle one, so that no task waits behind a long one while a worker is idle
+(WORK-5). A worker that kept a started task after a take-back is *stalled*:
+it is given nothing new until it holds nothing, so that tasks do not queue
+again behind the task that made them wait.
 
-All the state is guarded by one condition variable, `cond`; the task handler
-waits on it for room in `ready`, and shutdown for `ready` to empty.
+The inbox budget. A task is written to a busy worker only if everything that
+may be unread in its pipe (the tasks it holds, those taken back from it that
+it may not have skipped yet, and this task) fits in half its inbox pipe; a
+task that does not fit waits for a worker that holds nothing, which is
+reading its inbox. So the thread that writes never blocks on the pipe of a
+worker that is running a task: what is unread there is at most half the
+pipe, plus the one task it was given while it held nothing. A task too big
+for the budget always travels alone (WORK-7).
 
-Invariants (spec WORK-1, WORK-2, WORK-3, WORK-5, SHUT-1):
+`ready` holds tasks the task handler has prepared (encoded) while no worker
+could take them, and tasks taken back or left by a dead worker (at its
+front, to keep their place). The task handler puts at most `READY_LIMIT`
+tasks into it, and then waits until half of them are gone: so imap reads
+its input only as workers take tasks, a bounded number ahead (API-5), and
+the task handler works in bursts instead of waking once per task.
+
+Who hands tasks out: whichever thread sees a worker with room. The result
+handler, reading an outcome, gives the worker that sent it the next ready
+task (a thread worker does so itself); the task handler hands a new task to
+the least busy worker when nothing is ready; the worker handler serves each
+worker it starts. Every change is made under `cond`; what is to be written
+to a process worker goes into its `outgoing` queue, and the thread that made
+the change writes it after leaving `cond` (`Handout.send`), holding the
+worker's `writing` lock, so that writes to one worker keep their order and
+no thread holds `cond` while it writes to a pipe. A thread worker's inbox
+takes its tasks at once, under `cond`.
+
+Shutdown. Once the pool is closed and the task handler has offered every
+task (`closing`), a worker that is idle, while nothing is ready and nothing
+can be taken back for it, is sent its shutdown sentinel (SHUT-1, SHUT-2); a
+worker that has been handed its `maxtasks` tasks exits by itself instead.
+Workers are started in `closing` only for tasks that wait in `ready` (tasks
+left behind by a dead worker, say), never otherwise (WORK-2).
+
+Invariants (spec WORK-1, WORK-2, WORK-3, WORK-5, WORK-7, SHUT-1, SHUT-2),
+true whenever nobody holds `cond`:
 - at most `processes` workers are in the roster;
 - every task handed out is held by exactly one worker until its outcome has
-  been read or the worker has been removed;
-- a worker holds at most `depth` tasks and is handed at most `maxtasks` in all;
-- once shutdown has begun or the pool is terminating, no worker is added;
-- a task waits in `ready` only while no worker can take it (WORK-5);
-- no task is written to a worker after its sentinel (SHUT-1; see `_assign`).
+  been read, it has been taken back, or the worker has been removed;
+- a worker holds at most `depth` tasks, and is handed at most `maxtasks` in
+  all, less those taken back from it;
+- a task waits in `ready` only while no worker can take it;
+- while a worker is idle, every other worker has started every task it
+  holds but the oldest (WORK-5);
+- a task goes to a busy worker only if all it holds fits the inbox budget;
+- no worker is added unless `workers_to_start` allows it;
+- a sentinel goes to a worker only when it holds nothing, and nothing is
+  written to it after its sentinel.
 """
 
 from __future__ import annotations
@@ -41,14 +81,19 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
+from .claims import TakeBack, taken_back
+from .messages import SHUTDOWN, Shutdown
 from .observer import (
     Observer,
     OutcomeDelivered,
+    SentinelSent,
     ShutdownBegun,
     TaskHandedOut,
+    TaskTakenBack,
     WorkerExited,
     WorkerStarted,
 )
@@ -59,43 +104,73 @@ class WorkerHandle(Protocol):
 
     worker_id: int
 
+    # Whether its inbox is in this process (a thread's): putting into it never
+    # blocks, and is done under `cond`, without `outgoing`.
+    in_process: bool
+
+    @property
+    def claims(self) -> TakeBack:
+        """How the parent takes back the tasks it has not started (claims.py)."""
+        ...
+
+    @property
+    def inbox_budget(self) -> int | None:
+        """Bytes of tasks that may wait in its inbox while it runs one (WORK-7); None: no limit."""
+        ...
+
     @property
     def pid(self) -> int | None: ...
-    def send(self, wire: object) -> None: ...
-    def send_shutdown(self) -> None: ...
+    def send(self, items: Sequence[Outgoing]) -> None:
+        """Write these numbered tasks and sentinels to its inbox, in order."""
+        ...
+
     def kill(self) -> None: ...
     def join(self) -> None: ...
     def is_alive(self) -> bool: ...
 
 
-TaskKey = tuple[int, int]  # (job id, index in job)
+# How many tasks the task handler prepares ahead into `ready`. Fewer make the
+# parent's threads take turns more often: on this project's machine imap over
+# tiny items took 1.3 times as long with 16 as with 64, in processes and in
+# threads alike (benchmarks/README.md); more would only read imap's input
+# further ahead.
+READY_LIMIT: Final = 64
+
+TaskKey = tuple[int, int]  # (job id, position in job)
+Numbered = tuple[int, object]  # a task's number at its worker, and its wire
+Outgoing = Numbered | Shutdown  # what is written to a worker's inbox
 
 
-# The worker-count arithmetic, pure, so that CrossHair can check its contracts
+# The roster's arithmetic, pure, so that CrossHair can check its contracts
 # (tests/contracts/test_crosshair.py). Roster below applies it under `cond`.
 
 
 # WORK-1: while the pool may grow, start exactly enough workers to be back at
-# `processes`, never more. WORK-2: none once the sentinels have been sent
-# (SHUT-1) or the pool is terminating. `live <= processes` is the roster's
+# `processes`, never more. WORK-2: none after terminate(); once the pool is
+# closing (closed, and every task offered), only as many as there are tasks
+# waiting in `ready` for a worker. `live <= processes` is the roster's
 # invariant, which Roster.add asserts.
-def workers_to_start(processes: int, live: int, shutdown_begun: bool, terminating: bool) -> int:
-    """How many workers to start now so that `live` is `processes` again.
+def workers_to_start(processes: int, live: int, closing: bool, waiting: int, terminating: bool) -> int:
+    """How many workers to start now.
 
-    pre: processes >= 1 and 0 <= live <= processes
+    pre: processes >= 1 and 0 <= live <= processes and waiting >= 0
     post: __return__ >= 0
     post: live + __return__ <= processes
-    post: not (shutdown_begun or terminating) or __return__ == 0
-    post: shutdown_begun or terminating or live + __return__ == processes
+    post: not terminating or __return__ == 0
+    post: not closing or __return__ <= waiting
+    post: terminating or closing or live + __return__ == processes
+    post: terminating or not closing or __return__ == min(processes - live, waiting)
     """
-    if shutdown_begun or terminating:
+    if terminating:
         return 0
+    if closing:
+        return min(processes - live, waiting)
     return processes - live
 
 
 # WORK-3, WORK-4: a worker handed `maxtasks` tasks takes no more and exits by itself.
 def retiring(handed_out: int, maxtasks: int | None) -> bool:
-    """Whether a worker has been handed its `maxtasks` tasks.
+    """Whether a worker has been handed its `maxtasks` tasks (less those taken back).
 
     pre: handed_out >= 0 and (maxtasks is None or maxtasks >= 1)
     post: __return__ == (maxtasks is not None and handed_out >= maxtasks)
@@ -105,66 +180,141 @@ def retiring(handed_out: int, maxtasks: int | None) -> bool:
 
 
 # WORK-3: after taking one more task, a worker holds at most `depth` and has
-# been handed at most `maxtasks` in its life. WORK-5: a worker below both
-# limits is free, and takes a task.
-def can_take(held: int, depth: int, handed_out: int, maxtasks: int | None) -> bool:
-    """Whether a worker holding `held` tasks, handed `handed_out` so far, may take one more.
+# been handed at most `maxtasks`. WORK-7: a busy worker takes a task only if
+# what may still be unread in its pipe, that task included, fits its inbox
+# budget, and not while it is stalled. WORK-5: a worker that holds nothing
+# takes any task, however big, unless it has been handed its `maxtasks`.
+def can_take(
+    held: int,
+    depth: int,
+    handed_out: int,
+    maxtasks: int | None,
+    unread_bytes: int,
+    size: int,
+    budget: int | None,
+    stalled: bool,
+) -> bool:
+    """Whether a worker holding `held` tasks, with `unread_bytes` perhaps unread in its pipe,
+    may take one of `size` bytes.
 
-    pre: held >= 0 and depth >= 1 and handed_out >= 0 and (maxtasks is None or maxtasks >= 1)
+    pre: held >= 0 and depth >= 1 and handed_out >= 0 and unread_bytes >= 0 and size >= 0
+    pre: maxtasks is None or maxtasks >= 1
+    pre: budget is None or budget >= 0
     post: not __return__ or held + 1 <= depth
     post: not __return__ or maxtasks is None or handed_out + 1 <= maxtasks
-    post: __return__ or held >= depth or (maxtasks is not None and handed_out >= maxtasks)
+    post: not __return__ or held == 0 or budget is None or unread_bytes + size <= budget
+    post: not __return__ or held == 0 or not stalled
+    post: held > 0 or __return__ == (not retiring(handed_out, maxtasks))
     """
-    return held < depth and not retiring(handed_out, maxtasks)
+    if held >= depth or retiring(handed_out, maxtasks):
+        return False
+    if held == 0:
+        return True  # it is reading its inbox, or about to: any task goes through
+    return not stalled and (budget is None or unread_bytes + size <= budget)
 
 
-# SHUT-2: exactly one sentinel to each live worker that has not been handed
-# its `maxtasks` tasks (such a worker exits by itself); no worker gets two.
-def needs_sentinel(handed_out: int, maxtasks: int | None, got_shutdown: bool) -> bool:
-    """Whether shutdown must send this worker a sentinel now.
+# SHUT-1, SHUT-2: a worker is sent its one sentinel once the pool is closing,
+# nothing is ready, and it holds nothing; never twice, and never to a worker
+# that has been handed its `maxtasks` tasks (it exits by itself).
+def needs_sentinel(
+    closing: bool, waiting: int, held: int, got_shutdown: bool, handed_out: int, maxtasks: int | None
+) -> bool:
+    """Whether this worker, idle or not, must be sent its sentinel now.
 
-    pre: handed_out >= 0 and (maxtasks is None or maxtasks >= 1)
+    pre: waiting >= 0 and held >= 0 and handed_out >= 0 and (maxtasks is None or maxtasks >= 1)
+    post: not __return__ or (closing and waiting == 0 and held == 0)
     post: not (__return__ and got_shutdown)
     post: not (__return__ and maxtasks is not None and handed_out >= maxtasks)
-    post: __return__ or got_shutdown or (maxtasks is not None and handed_out >= maxtasks)
+    post: __return__ or not closing or waiting or held or got_shutdown or retiring(handed_out, maxtasks)
     """
-    return not (retiring(handed_out, maxtasks) or got_shutdown)
+    return closing and waiting == 0 and held == 0 and not got_shutdown and not retiring(handed_out, maxtasks)
 
 
-@dataclass
+class HeldTask(NamedTuple):
+    number: int  # among the tasks sent to its worker: 1, 2, 3, ... (claims.py)
+    size: int  # bytes in the worker's inbox; 0 for a thread worker
+    # Kept so that it can be handed out again after a take-back or a crash.
+    # None for a task too big for the budget: it travels alone, so it is its
+    # worker's oldest, never taken back, and fails if the worker dies.
+    wire: object | None
+
+
+class ReadyTask(NamedTuple):
+    key: TaskKey
+    wire: object
+    size: int
+
+
+@dataclass(eq=False)  # compared and hashed by identity
 class WorkerRecord:
     handle: WorkerHandle
-    held: dict[TaskKey, None] = field(default_factory=dict)  # ordered set
-    handed_out: int = 0  # over the worker's life, for maxtasksperchild
+    held: dict[TaskKey, HeldTask] = field(default_factory=dict)  # oldest first
+    held_bytes: int = 0
+    # Tasks taken back from it may still be unread in its pipe (it skips them
+    # when it reads them): their bytes count against its budget (WORK-7) until
+    # an outcome shows it has read past the last of them.
+    revoked_bytes: int = 0
+    revoked_through: int = 0  # the number of the last task taken back from it
+    last_number: int = 0  # of the last task sent to it
+    handed_out: int = 0  # tasks it will run if it lives: for maxtasksperchild
     got_shutdown: bool = False
     exited: bool = False  # seen gone; its last outcomes may still be read
-    # Held while a task or the sentinel is written to this worker's inbox.
+    stalled: bool = False  # tasks were taken back behind a task it runs
+    # What to write to its inbox, in order.
+    outgoing: collections.deque[Outgoing] = field(default_factory=collections.deque)
+    # Held by the one thread writing `outgoing` to the inbox.
     writing: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def worker_id(self) -> int:
+        return self.handle.worker_id
 
 
 class Handout(NamedTuple):
-    """A task just recorded as held by a worker, for the caller to write to it."""
+    """Workers that have something in `outgoing`, for the caller to write, outside `cond`."""
 
-    record: WorkerRecord
-    wire: object
-    # The roster's `cond`, when the task came from `ready`: the task handler, waiting
-    # for room there, is woken only once the task is written (see `send`).
+    records: tuple[WorkerRecord, ...]
+    # The roster's `cond`, when the task handler waits for room in `ready`: it
+    # is woken once the tasks are written (see `send`).
     room: threading.Condition | None = None
 
     def send(self) -> None:
-        """Write the task; call once, outside `cond`. Releases `record.writing`."""
-        try:
-            with contextlib.suppress(OSError):  # it died: the task fails with WorkerLostError
-                self.record.handle.send(self.wire)
-        finally:
-            self.record.writing.release()
+        for record in self.records:
+            write_outgoing(record)
         if self.room is not None:
             # Woken before the write, the task handler would take the GIL while
             # this thread writes, and the worker would wait for its next task
             # until the task handler had encoded one more (measured: about a
             # quarter of the time per task of imap over tiny items).
             with self.room:
-                self.room.notify_all()  # room in `ready`, or `ready` empty for shutdown
+                self.room.notify_all()
+
+
+def send_all(handouts: list[Handout]) -> None:
+    """Send several handouts: each worker's tasks in one write, the task handler woken once."""
+    records = dict.fromkeys(record for handout in handouts for record in handout.records)
+    for record in records:
+        write_outgoing(record)
+    room = next((handout.room for handout in handouts if handout.room is not None), None)
+    if room is not None:
+        with room:
+            room.notify_all()
+
+
+def write_outgoing(record: WorkerRecord) -> None:
+    """Write what is queued for this worker, all at once, in order; a thread that finds
+    another writing waits, and then finds nothing left, or what came since."""
+    with record.writing:
+        items = []
+        while record.outgoing:  # others only append (under cond); only the writer pops
+            items.append(record.outgoing.popleft())
+        if items:
+            # If it died, what it held fails or runs elsewhere when it is removed.
+            with contextlib.suppress(OSError):
+                record.handle.send(items)
+
+
+NOTHING: Final = Handout(())
 
 
 class Roster:
@@ -177,141 +327,136 @@ class Roster:
         self.processes = processes
         self.maxtasks = maxtasks
         self.depth = depth
-        self.cond = threading.Condition(threading.Lock())
+        # `with self._lock` on the paths taken once per task: it is `cond`'s own
+        # lock, and costs half as much as `with self.cond` (measured).
+        self._lock = threading.Lock()
+        self.cond = threading.Condition(self._lock)
         self.workers: dict[int, WorkerRecord] = {}
         self._handles: tuple[WorkerHandle, ...] = ()  # rebuilt when a worker comes or goes
-        self.ready: collections.deque[tuple[TaskKey, object]] = collections.deque()
-        self.ready_limit = processes  # one prepared task per worker is enough to keep all busy
+        self.ready: collections.deque[ReadyTask] = collections.deque()
+        self.ready_limit = READY_LIMIT
         # The length of `ready` at which the task handler, waiting for room,
         # wants to be woken; left over once it is not waiting, it costs a
         # wake-up that nobody waits for.
         self._wake_at = 0
-        self.shutdown_begun = False  # sentinels sent: no worker starts again
+        self.closing = False  # closed, and every task offered: idle workers get their sentinels
         self.terminating = False
         self._next_id = 0
 
     # --- worker handler -------------------------------------------------
     def missing(self) -> int:
-        """How many workers to start now so the count is `processes` again. Caller holds cond."""
-        return workers_to_start(self.processes, len(self.workers), self.shutdown_begun, self.terminating)
+        """How many workers to start now (WORK-1, WORK-2). Caller holds cond."""
+        return workers_to_start(
+            self.processes, len(self.workers), self.closing, len(self.ready), self.terminating
+        )
 
     def new_worker_id(self) -> int:
         self._next_id += 1
         return self._next_id
 
-    def add(self, handle: WorkerHandle) -> Handout | None:
-        """Caller holds cond and has checked `missing()`; returns a ready task for the new worker."""
-        assert self.missing() > 0, "a worker started after shutdown or beyond the count"
+    def add(self, handle: WorkerHandle) -> None:
+        """Caller holds cond, has checked `missing()`, and calls `serve_all` after its last add."""
+        assert len(self.workers) < self.processes and not self.terminating, "a worker beyond the count"
         self.workers[handle.worker_id] = WorkerRecord(handle)
         self._handles = (*self._handles, handle)
         if self._observe is not None:
             self._observe(WorkerStarted(handle.worker_id, handle.pid))
-        return self._hand_out_ready()
+
+    def serve_all(self) -> Handout:
+        """Give every worker with room what it can take: ready tasks, a take-back, or its sentinel.
+
+        Caller holds cond; after starting workers, closing, or a worker's removal.
+        """
+        if self.terminating:
+            return NOTHING
+        before = len(self.ready)
+        touched: list[WorkerRecord] = []
+        self._fill(touched)
+        for record in sorted(self.workers.values(), key=lambda r: len(r.held)):
+            self._serve(record, touched)
+        return self._handout(touched, before)
 
     # --- task handler ---------------------------------------------------
-    def offer(self, key: TaskKey, wire: object, ahead: int | None = None) -> Handout | None:
-        """Hand the task `key` to a free worker, or queue it in `ready`.
+    def offer(self, tasks: list[ReadyTask]) -> tuple[Handout, int]:
+        """Hand each task, in order, to the least busy worker that can take it, or queue it
+        in `ready`, until `ready` holds `ready_limit` tasks.
 
-        Waits while `ready` holds `ahead` tasks (default `ready_limit`), until
-        it has half as many: waking once per task would make the task handler
-        take the GIL from the result handler once per task. Returns the
-        handout to send, or None when the task was queued or the pool is
-        terminating.
+        Returns the handout to send and how many of the tasks were taken; the
+        caller sends the handout, then waits for room (`wait_for_room`) before
+        it offers the rest.
         """
-        limit = self.ready_limit if ahead is None else ahead
+        limit = self.ready_limit
+        touched: list[WorkerRecord] = []
+        taken = 0
+        with self._lock:
+            if self.terminating:
+                return NOTHING, 0
+            for task in tasks:
+                record = None if self.ready else self._least_busy(task.size)
+                if record is not None:
+                    self._assign(record, task, touched)
+                elif len(self.ready) < limit:
+                    self.ready.append(task)
+                else:
+                    break
+                taken += 1
+        return (Handout(tuple(dict.fromkeys(touched))) if touched else NOTHING), taken
+
+    def wait_for_room(self) -> bool:
+        """Wait until `ready` holds half of `ready_limit` tasks or fewer: waking once per task
+        would make the task handler take the GIL from the result handler once per task.
+        False if the pool is terminating."""
+        limit = self.ready_limit
         with self.cond:
-            while not self.terminating:
-                if not self.ready:
-                    record = self._least_busy()
-                    if record is not None:
-                        return self._assign(record, key, wire)
-                if len(self.ready) < limit:
-                    self.ready.append((key, wire))
-                    return None
+            while not self.terminating and len(self.ready) >= limit:
                 self._wake_at = limit // 2
                 self.cond.wait()
-            return None
+            return not self.terminating
 
-    def _hand_out_ready(self) -> Handout | None:
-        """The next ready task, for a worker that has just become free. Caller holds cond."""
-        if not self.ready:
-            return None
-        record = self._least_busy()
-        if record is None:
-            return None
-        key, wire = self.ready.popleft()
-        handout = self._assign(record, key, wire)
-        if len(self.ready) <= self._wake_at:  # and so when `ready` is empty, for shutdown
-            handout = handout._replace(room=self.cond)
-        return handout
-
-    def _assign(self, record: WorkerRecord, key: TaskKey, wire: object) -> Handout:
-        """Record that the worker holds `key` (WORK-3), before anyone sends it. Caller holds cond."""
-        record.held[key] = None
-        record.handed_out += 1
-        if self._observe is not None:
-            self._observe(TaskHandedOut(record.handle.worker_id, *key))
-        # Taken under cond, so that a sentinel for this worker is written
-        # after this task (SHUT-1), whichever thread writes it. Without it:
-        # 1. the result handler hands worker W the last ready task T, leaves cond;
-        # 2. the task handler, closing, finds `ready` empty and begins shutdown;
-        # 3. the task handler writes W's sentinel;
-        # 4. the result handler writes T: W has exited on its sentinel, and T
-        #    fails as lost though nothing died (models/pool.pml finds this:
-        #    BUG_SENTINEL_OVERTAKES_TASK). With the lock, 3 waits for 4.
-        record.writing.acquire()
-        return Handout(record, wire)
-
-    def _least_busy(self) -> WorkerRecord | None:
-        best: WorkerRecord | None = None
-        for record in self.workers.values():
-            if self._can_take(record) and (best is None or len(record.held) < len(best.held)):
-                best = record
-        return best
-
-    def _can_take(self, record: WorkerRecord) -> bool:
-        return not record.exited and can_take(len(record.held), self.depth, record.handed_out, self.maxtasks)
-
-    def begin_shutdown(self) -> list[WorkerRecord]:
-        """After the last task: the workers that need a sentinel, each once.
-
-        A worker that was handed its `maxtasks` tasks exits by itself and
-        gets none; every other worker gets exactly one.
-        """
+    def begin_closing(self) -> Handout:
+        """The pool is closed and every task has been offered: idle workers get their sentinels."""
         with self.cond:
-            while self.ready and not self.terminating:
-                self.cond.wait()  # the last tasks are still to be handed out (SHUT-1)
             if self.terminating:
-                # terminate() came first, maybe while the last tasks waited: it
-                # stops every worker itself, and no shutdown begins (SHUT-5).
-                return []
-            self.shutdown_begun = True
-            need = [
-                record
-                for record in self.workers.values()
-                if needs_sentinel(record.handed_out, self.maxtasks, record.got_shutdown)
-            ]
-            for record in need:
-                record.got_shutdown = True
+                return NOTHING  # terminate() stops every worker itself (SHUT-5)
+            self.closing = True
             if self._observe is not None:
-                recipients = tuple(r.handle.worker_id for r in need)
-                self._observe(ShutdownBegun(tuple(self.workers), recipients))
-            return need
+                self._observe(ShutdownBegun(tuple(self.workers)))
+            return self.serve_all()
 
-    # --- result handler -------------------------------------------------
-    def settle(self, worker_id: int, key: TaskKey, success: bool) -> Handout | None:
+    # --- result handler (and thread workers, for their own outcomes) ------
+    def settle(self, worker_id: int, key: TaskKey, success: bool) -> Handout:
         """The worker's outcome for `key` has been read: it holds the task no more.
 
-        Returns the next ready task, now assigned to the worker that is free.
+        The worker, now with room, is given what it can take (WORK-5): the
+        next ready tasks, or tasks taken back from a busy worker if it is
+        idle, or, once the pool is closing, its sentinel.
         """
-        with self.cond:
-            record = self.workers.get(worker_id)
+        with self._lock:
+            record = self._release(worker_id, key, success)
             if record is None:
-                return None
-            record.held.pop(key, None)
-            if self._observe is not None:
-                self._observe(OutcomeDelivered(worker_id, *key, success))
-            return self._hand_out_ready()
+                return NOTHING
+            before = len(self.ready)
+            touched: list[WorkerRecord] = []
+            self._serve(record, touched)
+            return self._handout(touched, before)
+
+    def settle_many(self, worker_id: int, finished: list[tuple[TaskKey, bool]], more: bool) -> Handout:
+        """As `settle`, for the outcomes a thread worker has delivered itself since it last
+        asked; with `more`, it is served as `settle` serves a worker (it is out of tasks)."""
+        with self._lock:
+            record = None
+            for key, success in finished:
+                record = self._release(worker_id, key, success)
+            if not finished:
+                record = self.workers.get(worker_id)
+                if self.terminating or (record is not None and record.exited):
+                    record = None
+            if record is None or not more:
+                return NOTHING
+            before = len(self.ready)
+            touched: list[WorkerRecord] = []
+            self._serve(record, touched)
+            return self._handout(touched, before)
 
     def exited(self, worker_id: int) -> None:
         """The worker is seen gone: the outcomes drained from its pipe free it for no new task."""
@@ -320,14 +465,39 @@ class Roster:
             if record is not None:
                 record.exited = True
 
-    def remove(self, worker_id: int, exitcode: int | None) -> WorkerRecord | None:
-        """The worker has exited and all it sent has been read; what it held is lost."""
+    def remove(
+        self, worker_id: int, exitcode: int | None
+    ) -> tuple[WorkerRecord | None, TaskKey | None, Handout]:
+        """The worker has exited and everything it sent has been read (LOST-1, LOST-3).
+
+        The oldest task it held is the only one it may have been running:
+        it is returned, to fail with WorkerLostError. The tasks behind it
+        never started; they go back to the front of `ready` and are handed
+        to other workers. Returns the record, the lost task, and the handout.
+        """
         with self.cond:
             record = self.workers.pop(worker_id, None)
             self._handles = tuple(h for h in self._handles if h.worker_id != worker_id)
-            if record is not None and self._observe is not None:
-                self._observe(WorkerExited(worker_id, record.handle.pid, exitcode, tuple(record.held)))
-            return record
+            if record is None:
+                return None, None, NOTHING
+            keys = list(record.held)
+            lost = keys[0] if keys else None
+            requeued = [ReadyTask(k, record.held[k].wire, record.held[k].size) for k in keys[1:]]
+            if self._observe is not None:
+                self._observe(
+                    WorkerExited(
+                        worker_id,
+                        record.handle.pid,
+                        exitcode,
+                        () if lost is None else (lost,),
+                        tuple(k for k, _, _ in requeued),
+                    )
+                )
+            record.held.clear()
+            if self.terminating:
+                return record, lost, NOTHING
+            self.ready.extendleft(reversed(requeued))
+            return record, lost, self.serve_all()
 
     def handles(self) -> tuple[WorkerHandle, ...]:
         """The workers in the roster; the same object until one comes or goes."""
@@ -335,12 +505,165 @@ class Roster:
             return self._handles
 
     def finished(self) -> bool:
-        """Nothing more can happen: shutdown has begun and every worker has gone."""
+        """Nothing more can happen: terminating, or closing with no worker and no task left."""
         with self.cond:
-            return self.terminating or (self.shutdown_begun and not self.workers)
+            return self.terminating or (self.closing and not self.workers and not self.ready)
 
     # --- terminate ------------------------------------------------------
     def terminate(self) -> None:
         with self.cond:
             self.terminating = True
             self.cond.notify_all()
+
+    # --- under cond -----------------------------------------------------
+    def _release(self, worker_id: int, key: TaskKey, success: bool) -> WorkerRecord | None:
+        """Free the worker's hold on a task whose outcome has been read; the record, if it
+        may be given more (it is in the roster, has not exited, and the pool is not terminating)."""
+        record = self.workers.get(worker_id)
+        if record is None:
+            return None
+        held = record.held.pop(key, None)
+        if self._observe is not None:
+            self._observe(OutcomeDelivered(worker_id, *key, success))
+        if held is not None:
+            record.held_bytes -= held.size
+            if held.number > record.revoked_through:
+                record.revoked_bytes = 0  # it has read past every task taken back from it
+        if not record.held:
+            record.stalled = False
+        if self.terminating or record.exited:
+            return None  # an exited worker's drained outcomes free it for nothing
+        return record
+
+    def _handout(self, touched: list[WorkerRecord], ready_before: int) -> Handout:
+        """What the caller must write; with `room` if `ready` fell to where the task handler
+        wants to be woken."""
+        room = self.cond if len(self.ready) <= self._wake_at < ready_before else None
+        if not touched and room is None:
+            return NOTHING
+        return Handout(tuple(dict.fromkeys(touched)), room)
+
+    def _serve(self, record: WorkerRecord, touched: list[WorkerRecord]) -> None:
+        """Give one worker what it can take now: ready tasks; if it is idle and none is ready,
+        the unstarted tasks of a busy worker; if there are none either and the pool is closing,
+        its sentinel."""
+        if record.exited or record.got_shutdown:
+            return
+        taken: list[Outgoing] = []
+        while self.ready and self._can_take(record, self.ready[0].size):
+            task = self.ready.popleft()
+            taken.append((self._hold(record, task), task.wire))
+        if taken:
+            self._put(record, taken, touched)
+        if record.held or self.ready or retiring(record.handed_out, self.maxtasks):
+            return
+        if self._rebalance(record, touched):
+            return
+        waiting, held = len(self.ready), len(record.held)
+        if needs_sentinel(self.closing, waiting, held, record.got_shutdown, record.handed_out, self.maxtasks):
+            self._send_sentinel(record, touched)
+
+    def _send_sentinel(self, record: WorkerRecord, touched: list[WorkerRecord]) -> None:
+        record.got_shutdown = True
+        if self._observe is not None:  # before it is written, so it precedes the worker's exit
+            self._observe(SentinelSent(record.worker_id))
+        self._put(record, [SHUTDOWN], touched)
+
+    def _rebalance(self, idle: WorkerRecord, touched: list[WorkerRecord]) -> bool:
+        """Take back the unstarted tasks of the busiest worker that has some, and hand them out.
+
+        Only a worker that holds two tasks or more can have one waiting behind
+        another; a take-back that finds every task started moves on to the next.
+        """
+        busy = sorted(
+            (r for r in self.workers.values() if r is not idle and len(r.held) >= 2),
+            key=lambda r: len(r.held),
+            reverse=True,
+        )
+        for victim in busy:
+            back = self._take_back(victim)
+            if back:
+                self.ready.extendleft(reversed(back))
+                self._fill(touched)
+                return True
+        return False
+
+    def _take_back(self, victim: WorkerRecord) -> list[ReadyTask]:
+        """Every task the worker holds and has not claimed is the parent's again (WORK-6)."""
+        claimed = victim.handle.claims.take_back(victim.last_number)
+        numbers = set(taken_back([h.number for h in victim.held.values()], claimed))
+        back = []
+        for key, held in list(victim.held.items()):
+            if held.number in numbers:
+                assert held.wire is not None, "a task sent alone was taken back"
+                del victim.held[key]
+                victim.held_bytes -= held.size
+                victim.revoked_bytes += held.size
+                victim.revoked_through = victim.last_number
+                victim.handed_out -= 1
+                back.append(ReadyTask(key, held.wire, held.size))
+                if self._observe is not None:
+                    self._observe(TaskTakenBack(victim.worker_id, *key))
+        if back:  # one that finds nothing leaves it as it was: stalled or not
+            victim.stalled = bool(victim.held)
+        return back
+
+    def _fill(self, touched: list[WorkerRecord]) -> None:
+        """Hand ready tasks out one at a time, each to the least busy worker that can take it,
+        so that every idle worker gets one before any worker gets a second."""
+        while self.ready:
+            record = self._least_busy(self.ready[0].size)
+            if record is None:
+                return
+            self._assign(record, self.ready.popleft(), touched)
+
+    def _assign(self, record: WorkerRecord, task: ReadyTask, touched: list[WorkerRecord]) -> None:
+        """Record that the worker holds the task, then queue it for writing."""
+        self._put(record, [(self._hold(record, task), task.wire)], touched)
+
+    def _put(self, record: WorkerRecord, items: list[Outgoing], touched: list[WorkerRecord]) -> None:
+        """Queue tasks or the sentinel for the worker, under cond, so that a sentinel queues
+        behind every task handed out before it (SHUT-1). An inbox in this process takes them
+        at once; a pipe is written after cond is released."""
+        if record.handle.in_process:
+            record.handle.send(items)
+        else:
+            record.outgoing.extend(items)
+            touched.append(record)
+
+    def _hold(self, record: WorkerRecord, task: ReadyTask) -> int:
+        """Record that the worker holds the task (WORK-3), before anyone sends it; its number."""
+        record.last_number += 1
+        budget = record.handle.inbox_budget
+        kept = task.wire if budget is None or task.size <= budget else None
+        # tuple.__new__: the named tuple's own constructor is a Python function,
+        # and this runs once per task (measured: a tenth of the time).
+        record.held[task.key] = tuple.__new__(HeldTask, (record.last_number, task.size, kept))
+        record.held_bytes += task.size
+        record.handed_out += 1
+        if self._observe is not None:
+            self._observe(TaskHandedOut(record.worker_id, *task.key))
+        return record.last_number
+
+    def _least_busy(self, size: int) -> WorkerRecord | None:
+        best: WorkerRecord | None = None
+        for record in self.workers.values():
+            if self._can_take(record, size) and (best is None or len(record.held) < len(best.held)):
+                best = record
+        return best
+
+    def _can_take(self, record: WorkerRecord, size: int) -> bool:
+        return (
+            not record.exited
+            and not record.got_shutdown
+            and can_take(
+                len(record.held),
+                self.depth,
+                record.handed_out,
+                self.maxtasks,
+                record.held_bytes + record.revoked_bytes,
+                size,
+                record.handle.inbox_budget,
+                record.stalled,
+            )
+        )

@@ -2,19 +2,29 @@
 
 Everything else in refpool is the same for Pool and ThreadPool; only this
 module knows what a worker is made of. Each transport can:
-- start a worker, and give back a handle to send it tasks, kill and join it;
+- start a worker, and give back a handle to send it tasks, kill and join it,
+  with its claim word (claims.py) and its inbox budget (roster.py, WORK-7);
 - encode a task for the wire (pickling, for processes) and decode a payload;
 - wait for what workers send back: `(worker_id, Outcome)` pairs, and
   `WorkerGone` once a worker has exited and all that it sent has been read;
 - wake that wait, when the set of workers has changed.
+
+A process worker holds several tasks, written ahead into its pipe, so that
+it never waits a round trip to the parent between tasks. A thread worker
+holds several too, in an inbox in memory (claims.ThreadInbox): it takes
+each task itself and settles its own outcomes, in-process
+(worker.ThreadPort), so no other thread hands it its tasks one by one, and
+nothing is pickled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import selectors
 import threading
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -22,19 +32,51 @@ from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
 from . import wire
-from .messages import SHUTDOWN, Call, Outcome, Shutdown, Task, WorkerGone
-from .roster import WorkerHandle
-from .worker import ThreadPort, process_worker_main, thread_worker_main
+from .claims import SharedClaimWord, ThreadInbox
+from .messages import Call, Outcome, Shutdown, Task, WorkerGone
+from .roster import Outgoing, WorkerHandle
+from .worker import InProcessSettler, ThreadPort, process_worker_main, thread_worker_main
 
-Event = tuple[int, Outcome] | WorkerGone
+# An outcome from a worker; a worker gone; or a thread worker's outcome that it
+# settled itself but whose job has callbacks, to deliver from the result handler.
+Event = tuple[int, Outcome] | WorkerGone | Outcome
 WorkerConfig = tuple[Any, tuple[Any, ...], int | None]  # initializer, initargs, maxtasks
+
+
+# How many tasks a process worker holds at once. With one, each worker waits a
+# round trip to the parent between tasks; with a few, the parent's threads
+# also work in bursts. Beyond that, more would only make imap read further
+# ahead (API-5) and leave more to take back when a worker goes idle
+# (benchmarks/README.md has the measurements behind the number).
+PROCESS_TASKS_IN_FLIGHT = 4
+# How many tasks a thread worker holds at once. It takes each from its inbox
+# itself, without the parent, but asks the roster for more only when the inbox
+# is empty: holding several makes that one lock round per several tasks.
+THREAD_TASKS_IN_FLIGHT = 8
+
+# When the pipe's capacity cannot be asked (not Linux): macOS pipes start at
+# 16 KiB, and POSIX promises less; half of this is little enough for both.
+_ASSUMED_PIPE_CAPACITY = 8192
 
 
 class Transport(Protocol):
     kill_is_immediate: bool  # a process can be killed mid-task, a thread cannot
+    tasks_in_flight: int  # the most tasks a worker holds at once (roster.py)
+
+    def bind(self, settler: InProcessSettler) -> None:
+        """How thread workers settle their own outcomes (see worker.ThreadPort)."""
+        ...
+
+    def defer(self, outcome: Outcome) -> None:
+        """Have `wait` return this outcome, for the result handler to deliver (thread workers)."""
+        ...
 
     def start_worker(self, worker_id: int) -> WorkerHandle: ...
     def encode(self, task: Task) -> object: ...
+    def size(self, encoded: object) -> int:
+        """The bytes an encoded task takes in a worker's inbox (WORK-7)."""
+        ...
+
     def decode(self, payload: Any) -> Any: ...
     def wait(self, handles: tuple[WorkerHandle, ...]) -> list[Event]: ...
     def wake(self) -> None: ...
@@ -42,24 +84,43 @@ class Transport(Protocol):
 
 
 class ProcessWorker:
-    def __init__(self, worker_id: int, process: BaseProcess, inbox: Connection, outbox: Connection) -> None:
+    in_process = False
+
+    def __init__(
+        self,
+        worker_id: int,
+        process: BaseProcess,
+        inbox: Connection,
+        outbox: Connection,
+        claims: SharedClaimWord,
+    ) -> None:
         self.worker_id = worker_id
         self.process = process
         self.inbox = inbox  # parent writes tasks
         self.outbox = outbox  # parent reads outcomes
         self.outbox_open = True
+        # Outcomes are read as they arrive, several at a time, never waiting
+        # for the rest of one: the outbox is read only when select() says so.
+        os.set_blocking(outbox.fileno(), False)
+        self.reader = wire.FrameReader()
+        self.claims = claims
+        self.inbox_budget = inbox_budget(inbox)
 
     @property
     def pid(self) -> int | None:
         return self.process.pid
 
-    def send(self, wire: object) -> None:
-        assert isinstance(wire, bytes)
-        self.inbox.send_bytes(wire)
-
-    def send_shutdown(self) -> None:
-        with contextlib.suppress(OSError):  # it has died; the result handler will see it go
-            self.inbox.send_bytes(wire.SHUTDOWN_WIRE)
+    def send(self, items: Sequence[Outgoing]) -> None:
+        """Write these tasks and sentinels, in order, in as few writes as the pipe allows."""
+        buffers: list[bytes | memoryview] = []
+        for item in items:
+            if isinstance(item, Shutdown):
+                buffers += wire.frame(wire.SHUTDOWN_FRAME)
+            else:
+                number, packed = item
+                assert isinstance(packed, bytes)
+                buffers += wire.task_frame(number, packed)
+        wire.write_frames(self.inbox.fileno(), buffers)
 
     def kill(self) -> None:
         if self.process.exitcode is None:
@@ -72,12 +133,29 @@ class ProcessWorker:
         return self.process.is_alive()
 
 
+def inbox_budget(inbox: Connection) -> int:
+    """Half the capacity of the worker's inbox pipe (WORK-7).
+
+    What waits in a busy worker's pipe stays within it, so writing there never
+    blocks. Half, not all: a worker that holds nothing is given one task of any
+    size (it is reading its inbox), and the tasks taken back from it may still
+    be unread behind it; the roster counts those against the budget (roster.py).
+    """
+    try:
+        capacity = fcntl.fcntl(inbox.fileno(), fcntl.F_GETPIPE_SZ)
+    except (AttributeError, OSError):
+        capacity = _ASSUMED_PIPE_CAPACITY
+    return capacity // 2
+
+
 class ProcessTransport:
     kill_is_immediate = True
+    tasks_in_flight = PROCESS_TASKS_IN_FLIGHT
 
     def __init__(self, context: BaseContext, config: WorkerConfig) -> None:
         self._context = context
         self._config = config
+        self._pickler = wire.Pickler()
         # A self-pipe that wakes the result handler; non-blocking, so that
         # waking a handler that has stopped reading never blocks.
         self._wake_r, self._wake_w = os.pipe()
@@ -91,11 +169,18 @@ class ProcessTransport:
         self._watched: dict[int, tuple[ProcessWorker, bool]] = {}
         self._watched_handles: tuple[WorkerHandle, ...] = ()
 
+    def bind(self, settler: InProcessSettler) -> None:
+        pass  # a process worker's outcomes come back over its pipe
+
+    def defer(self, outcome: Outcome) -> None:
+        raise NotImplementedError("only thread workers settle their own outcomes")
+
     def start_worker(self, worker_id: int) -> ProcessWorker:
         inbox_r, inbox_w = self._context.Pipe(duplex=False)
         outbox_r, outbox_w = self._context.Pipe(duplex=False)
+        claims = SharedClaimWord()
         process = self._context.Process(  # type: ignore[attr-defined]
-            target=process_worker_main, args=(inbox_r, outbox_w, *self._config), daemon=True
+            target=process_worker_main, args=(inbox_r, outbox_w, claims, *self._config), daemon=True
         )
         process.name = process.name.replace("Process", "PoolWorker")  # as CPython
         process.start()
@@ -103,11 +188,16 @@ class ProcessTransport:
         # into workers forked later and the pipes end when the worker does.
         inbox_r.close()
         outbox_w.close()
-        return ProcessWorker(worker_id, process, inbox_w, outbox_r)
+        return ProcessWorker(worker_id, process, inbox_w, outbox_r, claims)
 
     def encode(self, task: Task) -> bytes:
+        """Called by the task handler alone: `_pickler` is for one thread."""
         assert isinstance(task.call, Call)
-        return wire.pack_task(task.job_id, task.position, task.call)
+        return wire.pack_task(task.job_id, task.position, task.call, self._pickler)
+
+    def size(self, encoded: object) -> int:
+        assert isinstance(encoded, bytes)
+        return len(encoded) + wire.TASK_OVERHEAD
 
     def decode(self, payload: Any) -> Any:
         return wire.loads(payload)
@@ -126,8 +216,7 @@ class ProcessTransport:
             if is_sentinel:
                 gone.append(worker)
             elif worker.outbox_open:
-                # One outcome per worker is due at most (it holds one task);
-                # if more are there, the next select() reports them.
+                # What has arrived, in one read: as many outcomes as are there.
                 events.extend(self._receive(worker))
         for worker in gone:
             # The process has exited, so everything it wrote is in the pipe:
@@ -154,20 +243,34 @@ class ProcessTransport:
         self._watched = wanted
 
     def _receive(self, worker: ProcessWorker) -> list[Event]:
-        try:
-            return [(worker.worker_id, wire.unpack_outcome(worker.outbox.recv_bytes()))]
-        except (EOFError, OSError):
-            self._outbox_ended(worker)
+        """The outcomes that have arrived from this worker, in one read; none if nothing has."""
+        data = self._read(worker)
+        if not data:
             return []
+        return [(worker.worker_id, wire.unpack_outcome(frame)) for frame in worker.reader.feed(data)]
 
     def _drain(self, worker: ProcessWorker) -> list[Event]:
+        """Everything left in an exited worker's pipe. Never waits for the pipe's end: a
+        process that a task started may still hold it open."""
         events: list[Event] = []
-        try:
-            while worker.outbox_open and worker.outbox.poll():
-                events.append((worker.worker_id, wire.unpack_outcome(worker.outbox.recv_bytes())))
-        except (EOFError, OSError):
-            self._outbox_ended(worker)
+        while (data := self._read(worker)) is not None:
+            events += [(worker.worker_id, wire.unpack_outcome(f)) for f in worker.reader.feed(data)]
         return events
+
+    def _read(self, worker: ProcessWorker) -> bytes | None:
+        """What has arrived in the outbox; None if nothing has, or if it has ended."""
+        if not worker.outbox_open:
+            return None
+        try:
+            data = os.read(worker.outbox.fileno(), wire.READ_SIZE)
+        except BlockingIOError:
+            return None
+        except OSError:
+            data = b""
+        if not data:
+            self._outbox_ended(worker)
+            return None
+        return data
 
     def _outbox_ended(self, worker: ProcessWorker) -> None:
         """Stop watching an outbox at its end; else select() would report it again and again."""
@@ -192,32 +295,26 @@ class ProcessTransport:
 
 
 class ThreadWorker:
-    def __init__(
-        self,
-        worker_id: int,
-        thread: threading.Thread,
-        inbox: SimpleQueue[Task | Shutdown],
-        killed: threading.Event,
-    ) -> None:
+    in_process = True
+    inbox_budget = None  # putting into its inbox never blocks
+
+    def __init__(self, worker_id: int, thread: threading.Thread, inbox: ThreadInbox) -> None:
         self.worker_id = worker_id
         self.thread = thread
         self.inbox = inbox
-        self.killed = killed
+        self.claims = inbox  # the parent takes back from the deque's other end (claims.py)
+        self.killed = threading.Event()
 
     @property
     def pid(self) -> int | None:
         return os.getpid()
 
-    def send(self, wire: object) -> None:
-        assert isinstance(wire, Task)
-        self.inbox.put(wire)
-
-    def send_shutdown(self) -> None:
-        self.inbox.put(SHUTDOWN)
+    def send(self, items: Sequence[Outgoing]) -> None:
+        self.inbox.put(items)
 
     def kill(self) -> None:
         self.killed.set()
-        self.inbox.put(SHUTDOWN)
+        self.inbox.ring()
 
     def join(self) -> None:
         if self.thread is not threading.current_thread():
@@ -236,27 +333,36 @@ _WAKE = _Wake()
 
 class ThreadTransport:
     kill_is_immediate = False
+    tasks_in_flight = THREAD_TASKS_IN_FLIGHT
 
     def __init__(self, config: WorkerConfig) -> None:
         self._config = config
         self._events: SimpleQueue[Event | _Wake] = SimpleQueue()
+        self._settler: InProcessSettler | None = None
+
+    def bind(self, settler: InProcessSettler) -> None:
+        self._settler = settler
+
+    def defer(self, outcome: Outcome) -> None:
+        self._events.put(outcome)
 
     def start_worker(self, worker_id: int) -> ThreadWorker:
-        inbox: SimpleQueue[Task | Shutdown] = SimpleQueue()
-        killed = threading.Event()
-        port = ThreadPort(worker_id, inbox, self._events, killed)
-        thread = threading.Thread(
-            target=thread_worker_main,
-            args=(port, worker_id, self._events, *self._config),
-            name=f"ThreadPoolWorker-{worker_id}",
-            daemon=True,
-        )
+        assert self._settler is not None, "bind() first"
+        inbox = ThreadInbox()
+        thread = threading.Thread(name=f"ThreadPoolWorker-{worker_id}", daemon=True)
+        worker = ThreadWorker(worker_id, thread, inbox)
+        port = ThreadPort(worker_id, inbox, self._settler, worker.killed)
+        thread._target = thread_worker_main  # type: ignore[attr-defined]
+        thread._args = (port, worker_id, self._events, *self._config)  # type: ignore[attr-defined]
         thread.start()
-        return ThreadWorker(worker_id, thread, inbox, killed)
+        return worker
 
     def encode(self, task: Task) -> Task:
         assert isinstance(task.call, Call)
         return task
+
+    def size(self, encoded: object) -> int:
+        return 0  # nothing waits in a pipe
 
     def decode(self, payload: Any) -> Any:
         return payload

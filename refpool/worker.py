@@ -1,14 +1,17 @@
 """The worker loop: what every worker runs, in a process or in a thread.
 
-A worker runs the initializer, then takes tasks from its own inbox until it
-receives the shutdown sentinel or has done `maxtasks` tasks, and sends one
-outcome per task. It never decides which task to run: the parent assigns each
-task to one worker, so a worker that dies is known to have held exactly the
-tasks the parent recorded for it (see roster.py).
+A worker runs the initializer, then takes tasks from its own inbox, in order,
+until it receives the shutdown sentinel or has done `maxtasks` tasks, and
+sends one outcome per task. It never decides which task to run: the parent
+assigns each task to one worker, so a worker that dies is known to have held
+exactly the tasks the parent recorded for it (see roster.py). Before it
+starts a task it claims it (claims.py): a task the parent has taken back in
+the meantime is skipped, and runs in another worker instead.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import selectors
 import threading
@@ -19,8 +22,9 @@ from queue import SimpleQueue
 from typing import Any, Protocol
 
 from . import wire
+from .claims import ClaimWord, ThreadInbox
 from .errors import MaybeEncodingError
-from .messages import SHUTDOWN, Call, Outcome, Shutdown, Task, WorkerGone
+from .messages import SHUTDOWN, Call, CallTuple, Shutdown, Task, WorkerGone
 
 # How often an idle process worker checks that its parent is still alive. An
 # orphaned worker otherwise waits forever: with fork, its siblings inherit the
@@ -28,11 +32,18 @@ from .messages import SHUTDOWN, Call, Outcome, Shutdown, Task, WorkerGone
 PARENT_CHECK_INTERVAL = 1.0
 
 
+Numbered = tuple[int, Task]  # a task and its number among those sent to this worker
+
+
 class WorkerPort(Protocol):
     """A worker's two ends: tasks in, outcomes out."""
 
-    def receive(self) -> Task | Shutdown: ...
-    def open(self, call: Call | bytes | memoryview) -> Call: ...
+    def receive(self) -> Numbered | Shutdown: ...
+    def claim(self, number: int) -> bool:
+        """Before starting task `number`: False if the parent has taken it back (claims.py)."""
+        ...
+
+    def open(self, call: Call | bytes | memoryview) -> CallTuple: ...
     def reply(self, job_id: int, index: int, success: bool, value: Any) -> None: ...
 
 
@@ -47,11 +58,14 @@ def worker_loop(
     completed = 0
     while maxtasks is None or completed < maxtasks:
         try:
-            task = port.receive()
+            received = port.receive()
         except (EOFError, OSError):
             return  # the parent has gone away
-        if isinstance(task, Shutdown):
+        if isinstance(received, Shutdown):
             return
+        number, task = received
+        if not port.claim(number):
+            continue  # taken back: it runs in another worker (WORK-6), and does not count here
         try:
             func, args, kwds = port.open(task.call)
             success, value = True, func(*args, **kwds)
@@ -61,7 +75,7 @@ def worker_loop(
             port.reply(task.job_id, task.position, success, value)
         except (EOFError, OSError):
             return
-        del task, value  # do not keep the last result alive while idle
+        del received, task, value  # do not keep the last result alive while idle
         completed += 1
 
 
@@ -79,76 +93,126 @@ def starmapstar(args: tuple[Callable[..., Any], tuple[tuple[Any, ...], ...]]) ->
 class ProcessPort:
     """A process worker's pipes; what travels on them is laid out in wire.py."""
 
-    def __init__(self, inbox: Connection, outbox: Connection) -> None:
+    def __init__(self, inbox: Connection, outbox: Connection, claims: ClaimWord) -> None:
+        # The Connections keep the descriptors open; they are read and written
+        # as frames, several at a time (wire.py), not with recv_bytes and send_bytes.
         self._inbox = inbox
         self._outbox = outbox
+        self._claims = claims
+        self._pickler = wire.Pickler()
+        self._reader = wire.FrameReader()
+        self._frames: collections.deque[bytes | memoryview] = collections.deque()
         self._parent = os.getppid()
         # One selector for the worker's life: Connection.poll makes a new one
         # per call, a cost paid once per task.
         self._incoming = selectors.DefaultSelector()
         self._incoming.register(inbox, selectors.EVENT_READ)
 
-    def receive(self) -> Task | Shutdown:
-        while not self._incoming.select(PARENT_CHECK_INTERVAL):
-            if os.getppid() != self._parent:
-                raise EOFError("the pool's process has exited")
-        message = self._inbox.recv_bytes()
-        if message == wire.SHUTDOWN_WIRE:
+    def receive(self) -> Numbered | Shutdown:
+        while not self._frames:
+            if not self._incoming.select(PARENT_CHECK_INTERVAL):
+                if os.getppid() != self._parent:
+                    raise EOFError("the pool's process has exited")
+                continue
+            data = os.read(self._inbox.fileno(), wire.READ_SIZE)
+            if not data:
+                raise EOFError("the pool closed this worker's inbox")
+            self._frames.extend(self._reader.feed(data))
+        message = self._frames.popleft()
+        if message == wire.SHUTDOWN_FRAME:
             return SHUTDOWN
-        return Task(*wire.unpack_task(message))
+        number, job_id, position, call = wire.unpack_task(message)
+        return number, Task(job_id, position, call)
 
-    def open(self, call: Call | bytes | memoryview) -> Call:
+    def claim(self, number: int) -> bool:
+        return self._claims.claim(number)
+
+    def open(self, call: Call | bytes | memoryview) -> CallTuple:
         assert not isinstance(call, Call)
         return wire.open_call(call)
 
     def reply(self, job_id: int, index: int, success: bool, value: Any) -> None:
         remote_traceback = None if success else "".join(traceback.format_exception(value))
         try:
-            payload = wire.dumps(value)
+            payload = self._pickler.dumps(value)
         except Exception as exc:
             # As CPython: a result that cannot be pickled fails its task only.
             success, remote_traceback = False, None
-            payload = wire.dumps(MaybeEncodingError(exc, value))
-        self._outbox.send_bytes(wire.pack_outcome(job_id, index, success, payload, remote_traceback))
+            payload = self._pickler.dumps(MaybeEncodingError(exc, value))
+        outcome = wire.pack_outcome(job_id, index, success, payload, remote_traceback)
+        # One outcome per write, never several: an outcome held back while the
+        # next task runs would make a crash lose a task that had finished.
+        wire.write_frames(self._outbox.fileno(), wire.frame(outcome))
 
 
 def process_worker_main(
     inbox: Connection,
     outbox: Connection,
+    claims: ClaimWord,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     maxtasks: int | None,
 ) -> None:
-    worker_loop(ProcessPort(inbox, outbox), initializer, initargs, maxtasks)
+    worker_loop(ProcessPort(inbox, outbox, claims), initializer, initargs, maxtasks)
+
+
+class InProcessSettler(Protocol):
+    """What a thread worker does with its outcomes, in its own thread (result_handler.py)."""
+
+    def deliver_in_worker(self, job_id: int, position: int, success: bool, value: Any) -> None: ...
+    def report_in_worker(
+        self, worker_id: int, finished: list[tuple[tuple[int, int], bool]], more: bool
+    ) -> None:
+        """Free the finished tasks in the roster; with `more`, the worker is out of tasks, and
+        the roster puts into its inbox what it can take now, or its sentinel."""
+        ...
 
 
 class ThreadPort:
-    """A thread worker's queues; nothing is pickled, as in CPython's ThreadPool."""
+    """A thread worker's side: nothing is pickled, and no other thread hands its tasks over.
+
+    It settles each job itself, at once, and takes its next task from its
+    inbox itself; it tells the roster which tasks it has finished only when
+    its inbox is empty, so that it takes the roster's lock once per several
+    tasks, not once per task.
+    """
 
     def __init__(
-        self,
-        worker_id: int,
-        inbox: SimpleQueue[Task | Shutdown],
-        events: SimpleQueue[Any],
-        killed: threading.Event,
+        self, worker_id: int, inbox: ThreadInbox, settler: InProcessSettler, killed: threading.Event
     ) -> None:
         self._worker_id = worker_id
         self._inbox = inbox
-        self._events = events
+        self._settler = settler
         self._killed = killed
+        self._finished: list[tuple[tuple[int, int], bool]] = []
 
-    def receive(self) -> Task | Shutdown:
-        task = self._inbox.get()
+    def receive(self) -> Numbered | Shutdown:
         # A thread cannot be killed; terminate() sets `killed`, and the worker
         # runs nothing more once it has finished its current task.
-        return SHUTDOWN if self._killed.is_set() else task
+        while not self._killed.is_set():
+            received = self._inbox.take()
+            if received is None:
+                self.report(more=True)
+                received = self._inbox.take()
+            if received is not None:
+                return received  # type: ignore[no-any-return]
+            self._inbox.wait()
+        return SHUTDOWN
 
-    def open(self, call: Call | bytes | memoryview) -> Call:
+    def claim(self, number: int) -> bool:
+        return True  # taking it from the inbox was the claim (claims.ThreadInbox)
+
+    def open(self, call: Call | bytes | memoryview) -> CallTuple:
         assert isinstance(call, Call)
         return call
 
     def reply(self, job_id: int, index: int, success: bool, value: Any) -> None:
-        self._events.put((self._worker_id, Outcome(job_id, index, success, value, None)))
+        self._settler.deliver_in_worker(job_id, index, success, value)
+        self._finished.append(((job_id, index), success))
+
+    def report(self, more: bool) -> None:
+        finished, self._finished = self._finished, []
+        self._settler.report_in_worker(self._worker_id, finished, more)
 
 
 def thread_worker_main(
@@ -166,4 +230,5 @@ def thread_worker_main(
     finally:
         # A process's death is seen through its sentinel; a thread says so
         # itself, after its last outcome, so none is read after WorkerGone.
+        port.report(more=False)
         events.put(WorkerGone(worker_id, exitcode))

@@ -3,11 +3,13 @@
 It starts the first workers (from the constructor, before any thread runs, so
 that fork happens in a single-threaded parent) and, each time the result
 handler reports a worker gone, starts replacements. `Roster.missing()` says how
-many: none once shutdown has begun or the pool is terminating. Starting happens
-under the roster's lock, so a worker cannot appear after the task handler has
-counted the workers that need a shutdown sentinel.
+many: none once the pool is terminating, and once it is closing, only as many
+as there are tasks waiting for a worker (WORK-2). Starting happens under the
+roster's lock, and the new workers are served (given ready tasks, or tasks
+taken back from a busy worker) in the same step.
 
-Stops when: told to, by the task handler after the sentinels or by terminate().
+Stops when: told to, by the result handler once nothing is left to run, or by
+terminate().
 """
 
 from __future__ import annotations
@@ -34,15 +36,19 @@ class WorkerHandler:
 
     def maintain(self) -> None:
         """Start workers until the count is `processes`, if the pool may still grow."""
+        failure: Exception | None = None
         with self._roster.cond:
-            handouts = [
-                self._roster.add(self._transport.start_worker(self._roster.new_worker_id()))
-                for _ in range(self._roster.missing())
-            ]
+            try:
+                for _ in range(self._roster.missing()):
+                    self._roster.add(self._transport.start_worker(self._roster.new_worker_id()))
+            except Exception as error:  # no fds, no memory: the caller retries
+                failure = error
+            # Also when a start failed: the workers started before it are served.
+            handout = self._roster.serve_all()
         self._transport.wake()  # the result handler must watch the new workers
-        for handout in handouts:  # tasks that waited for a worker, e.g. while one was replaced
-            if handout is not None:
-                handout.send()
+        handout.send()  # tasks that waited for a worker, e.g. while one was replaced
+        if failure is not None:
+            raise failure
 
     def worker_gone(self) -> None:
         self._requests.put(_CHANGED)
