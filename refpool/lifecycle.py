@@ -42,6 +42,11 @@ class PoolState(enum.Enum):
         # CPython's pool states are plain strings; keep what users see in reprs.
         return self.value
 
+    # Members are singletons, so the identity hash is right, and it is computed
+    # in C: Enum's own __hash__ is a Python function, paid on every table
+    # lookup, that is on every submit.
+    __hash__ = object.__hash__
+
 
 class PoolEvent(enum.Enum):
     STARTED = "started"  # the constructor has started the first workers
@@ -49,6 +54,8 @@ class PoolEvent(enum.Enum):
     CLOSE = "close"
     TERMINATE = "terminate"
     JOIN = "join"
+
+    __hash__ = object.__hash__  # as PoolState's
 
 
 S, E = PoolState, PoolEvent
