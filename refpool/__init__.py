@@ -3,28 +3,35 @@
 The API is that of `multiprocessing.pool.Pool` and `ThreadPool`. The code is
 small, and its parts are separate, so it can be read as well as run::
 
-    caller --apply_async/map/imap--> task queue --> TaskHandler: encodes each task and offers
-                                                      |  it to the Roster; an idle worker is
-                                                      |  recorded as holding it first, else the
-                                                      v  task waits in the Roster's `ready` queue
-                                   worker inbox (one per worker) --> worker loop
-                                        ^                                 |
-                                        |   the next ready task, to the   v
-                                        +----- worker just freed ---- ResultHandler
+    caller --apply_async/map/imap--> task queue --> TaskHandler: encodes tasks and offers them
+                                                      |  to the Roster: the least busy worker with
+                                                      |  room is recorded as holding each (up to 4
+                                                      v  per process), else it waits in `ready`
+                                   worker inbox (one per worker) --> worker loop: claims each task
+                                        ^                                 |   before it starts it
+                                        |   ready tasks, to the worker    v
+                                        +----- that has room again --- ResultHandler
                                                                           |
     caller <-- job (ApplyResult, MapResult, IMapIterator) <-- JobCache <--+ (outcomes, workers gone)
     WorkerHandler: starts workers, and replaces the ones that exit while the pool may grow.
+
+A worker that becomes idle while another holds tasks it has not started gets
+those tasks: the roster takes them back (claims.py). A thread worker holds up
+to 8 tasks in an inbox in memory, takes each itself, and settles its own
+outcomes: no thread of the pool hands its tasks over one by one.
 
 - lifecycle.py: the states INIT, RUN, CLOSE, TERMINATE and the one table of
   legal transitions.
 - worker.py: the loop each worker runs; processes and threads alike.
 - roster.py: which worker holds which task. Because the parent assigns every
-  task, a worker that dies fails exactly its own tasks (WorkerLostError)
+  task, a worker that dies fails exactly the one task it may have been
+  running (WorkerLostError), and the ones queued behind it run elsewhere,
   instead of hanging the pool, as CPython's does (bpo-22393).
+- claims.py: how a worker and the parent agree on which tasks have started.
 - task_handler.py, result_handler.py, worker_handler.py: the three threads.
 - jobs.py: what the caller waits on, and the cache of unsettled jobs.
-- transport.py: pipes and processes, or queues and threads; wire.py: the
-  bytes on a process worker's pipes.
+- transport.py: pipes and processes, or in-memory inboxes and threads;
+  wire.py: the frames on a process worker's pipes.
 - core.py wires them together; pool.py is the caller's API.
 """
 
