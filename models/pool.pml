@@ -1,46 +1,100 @@
-/* pool.pml: refpool's shutdown and worker-loss protocol, for SPIN (spec clauses WORK, SHUT, JOB).
+/* pool.pml: refpool's task protocol (several tasks in flight, claims, take-back), worker loss and
+   shutdown, for SPIN (spec clauses WORK, LOST, SHUT, JOB).
 
 Theory of operation. The processes below are refpool's parts (refpool/core.py):
 
-    Caller --taskq--> TaskHandler --inbox[w]--> Worker(w) --outbox[w]--> ResultHandler
-                      (offers each task: to a free                       (settles outcomes, and hands
-                       worker, held[w] = task,                            the freed worker the next
-                       recorded BEFORE the send;                          ready task; on `gone`,
-                       else into `ready`)                                 drains the outbox, fails
-                                                                          the held task, tells the
-                                                                          WorkerHandler)
-    WorkerHandler: on CHANGED starts workers into free slots while the pool may grow, handing each
-    a ready task; ends on STOP.
-    Whoever assigns a task writes it, in a later step, holding the worker's `writing` lock, taken
-    when it assigned; a sentinel waits for that lock, so it never overtakes a task (SHUT-1).
+    Caller --taskq--> TaskHandler                Worker(w) --outbox[w]--> ResultHandler
+                      (offers each task)         ^ claims each task       (settles outcomes; on
+                            |                    | (claimed, revoked),     `gone`, removes the
+                            v                    | runs it or skips it     worker)
+                         Roster --inbox[w]-------+
+                      (who holds what;           WorkerHandler: on CHANGED starts workers;
+                       WRITE_LATER: outq[w],     on STOP ends.
+                       then the Writer)
     Terminator (TERMINATE=1): terminate() from another thread, at any moment or never.
 
-The roster (refpool/roster.py) is the globals live[], held[], nlive, shutdown_begun and
-terminating; a step under `roster.cond` is an atomic block. A worker holds at most one task
-(core.TASKS_IN_FLIGHT = 1). maxtasksperchild is not modelled.
+The roster (refpool/roster.py) is the globals live[], rank[], held (HT/HN: each worker's tasks and
+their numbers, oldest first), nheld[], last_number[], stalled[], got_shutdown[], exited[], ready[],
+closing and terminating. Every step under `roster.cond` is done by the Roster process: a handler
+calls it by rendezvous from inside its own atomic step (SPIN passes atomicity to the receiver), so
+reading a pipe and the roster step it causes are one step, and the roster's code is expanded once
+(a verifier that compiles in seconds). Each step ends with check_invariants(). Each worker's claim
+word (refpool/claims.py) is claimed[w] and revoked[w], shared by the worker and the parent; a
+claim and a take-back are each one atomic step (the claim word's record lock).
+
+The protocol, as modelled:
+- Several tasks in flight: a worker holds up to DEPTH tasks (refpool: 4 for a process), each
+  recorded as held, with its number among the tasks sent to that worker (1, 2, ...), before it is
+  written (WORK-3); it runs them in the order received. `ready` holds the offered tasks that no
+  worker can take now; a task waits there only while no worker can take it (WORK-5). A worker can
+  take a task when it is in the roster, not seen exited, has no sentinel, holds fewer than DEPTH,
+  and holds nothing or is not stalled; the least busy such worker gets it.
+- Claims: before starting task number n, the worker claims it under the claim lock: if
+  n <= revoked it skips it (no run, no outcome), else claimed = n and it runs it. A take-back,
+  under the same lock: read claimed, set revoked to the last number sent; every held task
+  numbered above claimed is the parent's again and goes to the front of `ready` (WORK-6).
+- Serving a worker (Roster._serve), in the step that frees it: it takes ready tasks while it can;
+  if it then holds nothing and nothing is ready, the unstarted tasks of the busiest worker holding
+  two or more are taken back (the next busiest's if all had started), put at the front of `ready`
+  and handed out one at a time to the least busy workers that can take them (WORK-5); a victim
+  left holding started tasks is stalled: it takes nothing new until it holds nothing. If nothing
+  can be taken back and the pool is closing, the worker gets its sentinel (SHUT-1, SHUT-2: lazily).
+- Death: once all it sent has been read, a dead worker's oldest task fails (WorkerLostError) and
+  the ones behind it, never started, go to the front of `ready` for other workers (LOST-1, LOST-3).
+- Shutdown: after close(), once every task has been offered, the task handler makes the pool
+  closing and every worker is served (Roster.begin_closing); a busy worker gets its sentinel when
+  it becomes idle. While the pool may grow the worker handler keeps N workers (WORK-1); once it is
+  closing, it starts workers only for tasks that wait in `ready`, no more than there are (WORK-2).
+  The result handler stops once the pool is closing with no worker and no ready task left
+  (Roster.finished), and stops the worker handler.
 
 Abstractions, on purpose:
-- Worker slots are reused, so the state space stays bounded. A slot is free again only once
-  the result handler has removed its worker, i.e. after the worker exited. A task sent after
-  its worker was removed (and maybe replaced) goes to the dead worker's pipe and is lost
-  (refpool suppresses the OSError): the send checks that the slot still holds the task, which
-  is true exactly while the worker it was assigned to has not been removed.
-- Steps that touch only a handler's own data (reading a pipe, then settling under the roster
-  lock) are merged into one atomic step; locals are reset after use, to merge states.
-- The result handler watches every slot's outbox; in refpool it watches the handles it read
-  from the roster and the worker handler wakes it after a start. The wake after the
-  sentinels (core._after_shutdown) and after terminate's kill is modelled (channel `wake`).
-- A worker takes a task and sends its outcome in one step: while it runs, only the worker
-  knows it has the task, so dying while running it is the same, to the parent, as dying
-  with the task still in its inbox (an initializer that raises is a death while idle).
-  terminate's kill can end a worker at any point (a thread only after its task; both fit).
+- Writes. refpool appends what a roster step hands a worker to the worker's outgoing FIFO (under
+  `cond`), and whichever thread next holds the worker's `writing` lock writes all of it, in order,
+  after leaving `cond` (roster.write_outgoing). Tasks and sentinels alike go through that FIFO, so
+  a write that comes later is, to everyone, a worker that reads later: by default the roster step
+  writes into the inbox at once. WRITE_LATER=1 models the FIFO (outq[w]) and a Writer process
+  that empties one worker's FIFO into its inbox at any later moment (tests/models/test_spin.py
+  checks a configuration with it); BUG_SENTINEL_OVERTAKES_TASK (which implies it) writes the
+  sentinel past the FIFO, and a task taken back, still queued, reaches the worker after it. A
+  worker removed from the roster loses its queue (refpool writes it to the dead pipe).
+- Worker slots are reused, so the state space stays bounded; a replacement gets fresh pipes and
+  a fresh claim word, and joins the end of the roster (rank). Ties between equally busy workers
+  go to the first in the roster, as refpool's dict gives them; ANY_ORDER breaks every tie every
+  possible way instead (more states), to show that nothing depends on it.
+- A worker receives and claims (or skips) a task in one step, and runs it and sends its outcome
+  in another: so a take-back can find a task claimed but unfinished, and a worker can die running
+  it (claimed) or before claiming its next. With BUG_CLAIM_WITHOUT_LOCK the claim's read of
+  `revoked` and its write of `claimed` are two steps.
+- Steps that touch only a handler's own data are merged with the roster step they lead to:
+  reading an outcome and settling it; seeing a worker gone (Roster.exited), draining its pipe and
+  removing it (refpool settles other outcomes of the same batch in between, which only keeps the
+  dead worker from being given tasks; it can be a take-back's victim either way). A job is
+  settled in the step that frees its task. Locals and scratch variables are reset after use.
+- The result handler watches every slot's outbox; refpool watches the handles it read from the
+  roster and is woken when they change. Its wake-ups after begin_closing and terminate's kill are
+  modelled (channel `wake`). The task handler's wait for room in `ready` is a guard, READY_LIMIT
+  tasks (refpool: 64, then woken at 32).
+- Process workers only; every task fits a worker's inbox budget (the budget is not modelled), and
+  there is no maxtasksperchild. A thread worker's inbox is a deque whose two ends play the claim
+  word (claims.ThreadInbox).
+- Once the pool is terminating the parent heeds nothing a worker does, so a worker then only
+  takes a sentinel already sent or dies by terminate's kill, which can come at any point (a
+  thread stops after its task: the same, to the parent). A crash is never forced: a worker
+  stuck waiting that could still crash is not a terminal state, so `done` sees a hang only
+  where no crash is left (tests/models/test_spin.py checks `done` without crashes too).
 
-Macros: N workers (1..4), T tasks, CRASHES (bound on worker crashes), TERMINATE (0/1).
-Seeded bugs: BUG_ONE_SENTINEL_TOO_FEW, BUG_START_AFTER_CLOSE, BUG_DROP_TASK_ON_CRASH,
-BUG_SENTINEL_OVERTAKES_TASK (the sentinel does not wait for the worker's `writing` lock),
-BUG_NO_HANDOUT_ON_OUTCOME (a freed worker is not handed the ready task); and
-JOIN_MISSES_LATE_TERMINATE, the join of refpool's core.py (with TERMINATE=1).
-Run with models/spin_check.py; tests/models/test_spin.py checks every configuration.
+Macros: N workers (1..4), T tasks, DEPTH (tasks a worker holds at most, 2..4), CRASHES (bound on
+worker crashes), TERMINATE (0/1), WRITE_LATER (0/1), ANY_ORDER. Seeded bugs, each found by
+tests/models/test_spin.py: BUG_ONE_SENTINEL_TOO_FEW (begin_closing skips one idle worker's
+sentinel), BUG_START_AFTER_CLOSE (the worker handler starts N - live workers once closing),
+BUG_DROP_TASK_ON_CRASH (a dead worker's oldest task is forgotten), BUG_FAIL_ALL_ON_CRASH (a death
+fails every task the worker held), BUG_SENTINEL_OVERTAKES_TASK, BUG_NO_HANDOUT_ON_OUTCOME (a freed
+worker is not served), BUG_NO_TAKE_BACK (an idle worker takes nothing back), BUG_CLAIM_WITHOUT_LOCK,
+BUG_TAKE_BACK_WITHOUT_SKIP (the worker runs a task numbered <= revoked); and
+JOIN_MISSES_LATE_TERMINATE, a join() that waits only for a terminate() begun before it (with
+TERMINATE=1). START_UNCHECKED drops the WORK-6 check at a task's start, to show that the count of
+runs finds the claim bugs too. Run with models/spin_check.py.
 */
 
 #ifndef N
@@ -49,14 +103,26 @@ Run with models/spin_check.py; tests/models/test_spin.py checks every configurat
 #ifndef T
 #define T 3
 #endif
+#ifndef DEPTH
+#define DEPTH 2
+#endif
 #ifndef CRASHES
 #define CRASHES 1
 #endif
 #ifndef TERMINATE
 #define TERMINATE 0
 #endif
+#if defined(BUG_SENTINEL_OVERTAKES_TASK) && !defined(WRITE_LATER)
+#define WRITE_LATER 1  /* the bug is in a write that comes later */
+#endif
+#ifndef WRITE_LATER
+#define WRITE_LATER 0
+#endif
 #if N < 1 || N > 4
 #error "pool.pml models 1 to 4 workers"
+#endif
+#if DEPTH < 2 || DEPTH > 4
+#error "pool.pml models workers that hold 2 to 4 tasks"
 #endif
 
 mtype = { TASK, SENTINEL, CHANGED, STOP };
@@ -68,27 +134,46 @@ mtype = { TASK, SENTINEL, CHANGED, STOP };
 /* The marks on the task queue after the tasks 1..T (task_handler.CLOSED, TERMINATED). */
 #define CLOSED_MARK 254
 #define TERMINATED_MARK 255
+#define NONE 255
+/* The roster's steps (the Roster process's requests). */
+#define OFFER 1              /* Roster.offer(task) */
+#define BEGIN_CLOSING 2      /* Roster.begin_closing() */
+#define SETTLE 3             /* Roster.settle(worker, task) */
+#define REMOVE 4             /* Roster.exited(worker), its outcomes settled, Roster.remove(worker) */
+#define SERVE_ALL 5          /* Roster.serve_all(), after WorkerHandler.maintain has started workers */
+/* What one worker's inbox (or outgoing queue) can hold: tasks taken back stay in it, unread. */
+#define QUEUE (T + DEPTH + 1)
+#define READY_LIMIT N        /* Roster.ready_limit, scaled down: the task handler waits for room */
 
 byte state = S_RUN;
 bool closed;                 /* close() was called (the state may be TERMINATE since) */
 byte submitted;              /* tasks 1..submitted were accepted */
-byte prepared;               /* tasks 1..prepared were offered; handed+1..prepared wait in `ready` */
-byte handed;                 /* tasks 1..handed were assigned to a worker, in order */
+byte prepared;               /* tasks 1..prepared were offered: handed out, or put in `ready` */
+byte runs[T + 1];            /* runs[t]: how many times a worker has started (claimed) task t */
 bool settled[T + 1];         /* settled[t]: task t has its outcome or its error */
 byte nsettled;
 
 /* The roster. */
 bool live[N];                /* slot w holds a worker that the result handler has not removed */
 byte nlive;
-byte held[N];                /* the task worker w holds, 0 for none */
-bool shutdown_begun;         /* the sentinels are being sent: no worker starts again */
+byte rank[N];                /* its place in Roster.workers, a dict: in the order workers joined */
+byte held_task[N * DEPTH];   /* the tasks worker w holds, oldest first (HT) ... */
+byte held_num[N * DEPTH];    /* ... and their numbers among the tasks sent to it (HN) */
+byte nheld[N];
+byte last_number[N];         /* of the last task sent to worker w */
+bool stalled[N];             /* tasks were taken back behind a task it runs */
+bool got_shutdown[N];        /* it has been sent its sentinel: nothing more goes to it */
+bool exited[N];              /* seen gone (the result handler marks it before draining its pipe) */
+byte ready[T];               /* tasks offered that wait for a worker, in order */
+byte nready;
+bool closing;                /* closed, and every task offered (Roster.closing) */
 bool terminating;
-byte writing[N];             /* the task being written to worker w, holding its `writing` lock; 0: none */
-bool sentinel_written[N];    /* the sentinel is in worker w's inbox */
-byte sentinels[N];           /* sentinels sent to the worker in slot w */
-byte sentinels_sent;
-byte live_at_shutdown;
 
+/* Each worker's claim word (claims.SharedClaimWord), shared by the worker and the parent. */
+byte claimed[N];             /* the number of the last task it has started */
+byte revoked[N];             /* its unstarted tasks numbered up to here are the parent's again */
+
+bool sentinel_written[N];    /* the sentinel is in worker w's inbox */
 byte nrunning;               /* worker processes that have not exited */
 bool killed[N];              /* terminate() killed the worker in slot w */
 byte crashes;
@@ -97,156 +182,695 @@ bool task_handler_done, result_handler_done, worker_handler_done;
 bool terminate_started, terminate_done;
 bool joined;                 /* join() has returned */
 
-chan taskq = [T + 2] of { byte };               /* tasks, then CLOSED_MARK and/or TERMINATED_MARK */
-chan inbox[N] = [2] of { mtype, byte };         /* parent -> worker: TASK(t) or SENTINEL */
-chan outbox[N] = [1] of { byte };               /* worker -> parent: the outcome of task t */
-chan gone = [N] of { byte };                    /* worker w exited (its process sentinel) */
-chan wake = [1] of { bit };                     /* the result handler's self-pipe */
-chan worker_requests = [N + CRASHES + 2] of { mtype };  /* CHANGED (worker gone) or STOP */
-
-hidden byte ci_t, ci_w, ci_n;  /* scratch for check_invariants (not part of the state) */
-
-#define FREE(w) (live[w] && held[w] == 0)
-#define READY_LIMIT N        /* Roster.ready_limit, imap's; apply and map may prepare more, no step changes */
-#define NONE 255
-#ifdef BUG_START_AFTER_CLOSE
-#define MAY_GROW (!terminating)
-#else
-#define MAY_GROW (!shutdown_begun && !terminating)  /* Roster.missing() */
+chan taskq = [T + 2] of { byte };                       /* tasks, then CLOSED_MARK and/or TERMINATED_MARK */
+chan roster_call = [0] of { byte };                     /* a roster step: what (worker and task in rw, rt) */
+#if WRITE_LATER
+chan outq[N] = [QUEUE] of { mtype, byte, byte };        /* record.outgoing: TASK(t, number) or SENTINEL */
 #endif
-#define FINISHED (terminating || (shutdown_begun && nlive == 0))  /* Roster.finished() */
+chan inbox[N] = [QUEUE] of { mtype, byte, byte };       /* the worker's inbox pipe */
+chan outbox[N] = [DEPTH] of { byte };                   /* worker -> parent: the outcome of task t */
+chan gone = [N] of { byte };                            /* worker w exited (its process sentinel) */
+chan wake = [1] of { bit };                             /* the result handler's self-pipe */
+chan worker_requests = [N + CRASHES + 3] of { mtype };  /* CHANGED (worker gone) or STOP */
 
-/* The roster's invariants, asserted after every step that changes it. */
+/* Scratch: set before use inside one step, reset to 0 at its end. */
+byte rw, rt;                 /* the worker and the task of a roster step (roster_call) */
+byte si, sj, sk, st, sn, spick, smask, smin, sback[DEPTH], snback, sclaimed;
+byte sa_w, sa_held[N];       /* the workers a roster step serves, and in which order */
+bool sdone;
+bool held_at_start;          /* the task a worker starts is one the roster records it holds */
+byte lost_here;              /* tasks failed by the death being handled (LOST-3) */
+#ifdef BUG_ONE_SENTINEL_TOO_FEW
+bool skip_one_sentinel;
+#endif
+hidden byte ci_t, ci_w, ci_i, ci_n, ci_r, ci_idle;  /* check_invariants' (not in the state) */
+
+#define HT(w, i) held_task[(w) * DEPTH + (i)]
+#define HN(w, i) held_num[(w) * DEPTH + (i)]
+/* Roster._can_take (no maxtasksperchild, every task within the inbox budget). */
+#define CAN_TAKE(w) (live[w] && !exited[w] && !got_shutdown[w] && nheld[w] < DEPTH && \
+                     (nheld[w] == 0 || !stalled[w]))
+/* Idle (spec, Words): it holds no task and may be given one. */
+#define IDLE(w) (live[w] && !exited[w] && !got_shutdown[w] && nheld[w] == 0)
+/* Roster.missing(): roster.workers_to_start (WORK-1, WORK-2). */
+#ifdef BUG_START_AFTER_CLOSE
+#define MISSING (terminating -> 0 : N - nlive)
+#else
+#define MISSING (terminating -> 0 : (closing -> (N - nlive < nready -> N - nlive : nready) : N - nlive))
+#endif
+#define FINISHED (terminating || (closing && nlive == 0 && nready == 0))  /* Roster.finished() */
+/* A roster step that makes no choice is one transition (d_step). With ANY_ORDER ties are
+   choices, so it is an atomic sequence. */
+#ifdef ANY_ORDER
+#define ROSTER_STEP atomic
+#else
+#define ROSTER_STEP d_step
+#endif
+
+/* The roster's invariants, asserted at the end of every step that changes it. */
 inline check_invariants() {
-  d_step {
-    assert(nlive <= N && nrunning <= N);  /* WORK-1: never more than N live workers */
-    ci_t = 1;
-    do
-    :: ci_t <= T ->
-       ci_n = 0;
-       ci_w = 0;
-       do
-       :: ci_w < N -> ci_n = ci_n + (held[ci_w] == ci_t); ci_w++
-       :: else -> break
-       od;
-       /* WORK-3: a task is held by at most one worker, and a handed-out unsettled task by exactly one */
-       assert(ci_n <= 1);
-       assert(ci_t > handed || settled[ci_t] || ci_n == 1);
-       ci_t++
-    :: else -> break
-    od;
-    ci_w = 0;
-    do
-    :: ci_w < N ->
-       assert(prepared == handed || !FREE(ci_w));  /* WORK-5: a task waits only while no worker is free */
-       ci_w++
-    :: else -> break
-    od;
-    ci_t = 0; ci_w = 0; ci_n = 0
-  }
+  assert(nlive <= N && nrunning <= N);  /* WORK-1: never more than N live workers */
+  ci_idle = false;
+  ci_w = 0;
+  do
+  :: ci_w < N ->
+     assert(nheld[ci_w] <= DEPTH);  /* WORK-3: a worker holds at most DEPTH tasks */
+     ci_idle = ci_idle || IDLE(ci_w);
+     ci_w++
+  :: else -> break
+  od;
+  ci_t = 1;
+  do
+  :: ci_t <= T ->
+     ci_n = 0;  /* workers that hold task ci_t */
+     ci_w = 0;
+     do
+     :: ci_w < N ->
+        ci_i = 0;
+        do
+        :: ci_i < nheld[ci_w] -> ci_n = ci_n + (HT(ci_w, ci_i) == ci_t); ci_i++
+        :: else -> break
+        od;
+        ci_w++
+     :: else -> break
+     od;
+     ci_r = 0;  /* times task ci_t waits in `ready` */
+     ci_i = 0;
+     do
+     :: ci_i < nready -> ci_r = ci_r + (ready[ci_i] == ci_t); ci_i++
+     :: else -> break
+     od;
+     /* WORK-3: a task is held by at most one worker, and never both held and waiting */
+     assert(ci_n + ci_r <= 1);
+     /* WORK-6, LOST-3: a task that waits in `ready` (taken back, or left by a dead worker) has
+        not started */
+     assert(ci_r == 0 || runs[ci_t] == 0);
+     if
+     :: !terminating ->
+        /* WORK-3: an offered, unsettled task is held by exactly one worker or waits in `ready`;
+           a settled one by none */
+        assert(ci_t > prepared || settled[ci_t] || ci_n + ci_r == 1);
+        assert(!settled[ci_t] || ci_n + ci_r == 0)
+     :: else
+     fi;
+     ci_t++
+  :: else -> break
+  od;
+  if
+  :: !terminating ->
+     ci_w = 0;
+     do
+     :: ci_w < N ->
+        /* WORK-5: a task waits in `ready` only while no worker can take it */
+        assert(nready == 0 || !CAN_TAKE(ci_w));
+        /* WORK-5: while a worker is idle, every task another holds, but its oldest, has started */
+        ci_n = 0;
+        ci_i = 1;
+        do
+        :: ci_i < nheld[ci_w] -> ci_n = ci_n + (HN(ci_w, ci_i) > claimed[ci_w]); ci_i++
+        :: else -> break
+        od;
+        assert(!ci_idle || ci_n == 0);
+        /* SHUT-2: once closing, a worker that holds nothing has been sent its sentinel */
+        assert(!closing || !IDLE(ci_w));
+        ci_w++
+     :: else -> break
+     od
+  :: else
+  fi;
+  ci_t = 0; ci_w = 0; ci_i = 0; ci_n = 0; ci_r = 0; ci_idle = false
 }
 
+/* The job of task t settles: with its outcome, WorkerLostError or PoolTerminatedError. */
 inline settle(t) {
   assert(!settled[t]);  /* JOB-1: no task settles twice */
   settled[t] = true;
   nsettled++
 }
 
-/* Roster._assign: the next ready task is recorded as held by w, and w's writing lock taken. */
-inline assign(w) {
-  assert(FREE(w) && writing[w] == 0 && handed < prepared);
-  handed++;
-  held[w] = handed;
-  writing[w] = handed
+/* A dead worker's task fails with WorkerLostError. */
+inline fail_lost(t) {
+  assert(lost_here == 0);  /* LOST-3: a worker's death fails at most one task */
+  lost_here++;
+  settle(t)
 }
 
-/* Handout.send, outside the roster lock: lost if its worker has been removed meanwhile. */
-inline send_task(w, t) {
-  atomic {
+/* A write to worker w's inbox pipe (ProcessWorker.send). */
+inline write(w, m, t, n) {
+  assert(nfull(inbox[w]));  /* the model's bound QUEUE */
+  if
+  :: m == TASK -> assert(!sentinel_written[w])  /* SHUT-1: no task reaches a worker after its sentinel */
+  :: else -> sentinel_written[w] = true
+  fi;
+  inbox[w]!m, t, n
+}
+
+/* Roster._hold and _put: record that worker w holds task t (WORK-3), then queue it for writing. */
+inline hold(w, t) {
+  assert(CAN_TAKE(w) && t != 0);  /* WORK-3: at most DEPTH tasks */
+  last_number[w]++;
+  HT(w, nheld[w]) = t;
+  HN(w, nheld[w]) = last_number[w];
+  nheld[w]++;
+#if WRITE_LATER
+  assert(nfull(outq[w]));  /* the model's bound QUEUE */
+  outq[w]!TASK, t, last_number[w]
+#else
+  write(w, TASK, t, last_number[w])
+#endif
+}
+
+inline ready_pop(t) {
+  t = ready[0];
+  si = 1;
+  do
+  :: si < nready -> ready[si - 1] = ready[si]; si++
+  :: else -> break
+  od;
+  nready--;
+  ready[nready] = 0;
+  si = 0
+}
+
+/* The worker of the set `smask` (bit w: slot w; not empty) that the roster picks: the first in
+   the roster, as a dict iterates; with ANY_ORDER, any of them. */
+inline choose(pick) {
+#ifdef ANY_ORDER
+  if
+  :: (smask & 1) -> pick = 0
+  :: (smask & 2) -> pick = 1
+  :: (smask & 4) -> pick = 2
+  :: (smask & 8) -> pick = 3
+  fi;
+#else
+  pick = NONE;
+  for (si : 0 .. N - 1) {
     if
-    :: held[w] == t ->
-       assert(!sentinel_written[w]);  /* SHUT-1: no task is written after the worker's sentinel */
-       inbox[w]!TASK, t
-    :: else
-    fi;
-    if
-    :: writing[w] == t -> writing[w] = 0  /* release; a replacement in the slot has its own lock */
+    :: (smask & (1 << si)) && (pick == NONE || rank[si] < rank[pick]) -> pick = si
     :: else
     fi
   }
+  si = 0;
+#endif
+  smask = 0
 }
+
+/* Roster._least_busy: a worker that can take a task and holds the fewest. */
+inline least_busy(pick) {
+  smin = DEPTH;
+  smask = 0;
+  for (si : 0 .. N - 1) {
+    if
+    :: CAN_TAKE(si) && nheld[si] < smin -> smin = nheld[si]; smask = 1 << si
+    :: CAN_TAKE(si) && nheld[si] == smin -> smask = smask | (1 << si)
+    :: else
+    fi
+  }
+  if
+  :: smask != 0 -> choose(pick)
+  :: else -> pick = NONE
+  fi;
+  si = 0;
+  smin = 0
+}
+
+/* Roster._fill: ready tasks, one at a time, each to the least busy worker that can take it. */
+inline fill() {
+  do
+  :: nready > 0 ->
+     least_busy(spick);
+     if
+     :: spick == NONE -> break
+     :: else -> ready_pop(st); hold(spick, st); st = 0
+     fi
+  :: else -> break
+  od;
+  spick = 0
+}
+
+/* claims.take_back and Roster._take_back: under the claim lock, read `claimed` and revoke up to
+   the last task sent; every task held above `claimed` goes to the front of `ready` (WORK-6). */
+inline take_back(v) {
+  sclaimed = claimed[v];
+  if
+  :: last_number[v] > revoked[v] -> revoked[v] = last_number[v]
+  :: else
+  fi;
+  snback = 0;
+  sk = 0;  /* tasks kept */
+  sj = 0;
+  do
+  :: sj < nheld[v] ->
+     if
+     :: HN(v, sj) > sclaimed -> sback[snback] = HT(v, sj); snback++
+     :: else -> HT(v, sk) = HT(v, sj); HN(v, sk) = HN(v, sj); sk++
+     fi;
+     sj++
+  :: else -> break
+  od;
+  sj = sk;
+  do
+  :: sj < nheld[v] -> HT(v, sj) = 0; HN(v, sj) = 0; sj++
+  :: else -> break
+  od;
+  nheld[v] = sk;
+  if
+  :: snback > 0 -> stalled[v] = (sk > 0)
+  :: else  /* one that finds nothing leaves it as it was */
+  fi;
+  sj = nready;  /* ready.extendleft(reversed(back)) */
+  do
+  :: sj > 0 -> sj--; ready[sj + snback] = ready[sj]
+  :: else -> break
+  od;
+  do
+  :: sj < snback -> ready[sj] = sback[sj]; sback[sj] = 0; sj++
+  :: else -> break
+  od;
+  nready = nready + snback;
+  sj = 0; sk = 0; sclaimed = 0
+}
+
+/* Roster._rebalance for idle worker w: take back the unstarted tasks of the busiest worker that
+   holds two or more (the next busiest if all its tasks had started), and hand them out.
+   Sets sdone if it did. */
+inline rebalance(w) {
+  sdone = false;
+#ifndef BUG_NO_TAKE_BACK
+  sn = 0;  /* victims tried */
+  do
+  :: !sdone ->
+     smin = 0;  /* the most tasks an untried victim holds */
+     smask = 0;
+     for (si : 0 .. N - 1) {
+       if
+       :: si != w && live[si] && !(sn & (1 << si)) && nheld[si] >= 2 && nheld[si] > smin ->
+          smin = nheld[si]; smask = 1 << si
+       :: si != w && live[si] && !(sn & (1 << si)) && nheld[si] >= 2 && nheld[si] == smin ->
+          smask = smask | (1 << si)
+       :: else
+       fi
+     }
+     si = 0;
+     smin = 0;
+     if
+     :: smask == 0 -> break
+     :: else
+     fi;
+     choose(spick);
+     sn = sn | (1 << spick);
+     take_back(spick);
+     spick = 0;
+     if
+     :: snback > 0 -> snback = 0; fill(); sdone = true
+     :: else
+     fi
+  :: else -> break
+  od;
+  sn = 0
+#endif
+}
+
+inline send_sentinel(w) {
+  /* SHUT-1: closing (closed, every task offered), nothing ready, it holds nothing, and nothing
+     could be taken back for it; SHUT-2: never two */
+  assert(closed && closing && !terminating && prepared == submitted && nready == 0 && nheld[w] == 0);
+  assert(!got_shutdown[w]);
+  got_shutdown[w] = true;
+#if defined(BUG_SENTINEL_OVERTAKES_TASK) || !WRITE_LATER
+  write(w, SENTINEL, 0, 0)  /* with the bug: at once, past the tasks still queued for it */
+#else
+  assert(nfull(outq[w]));
+  outq[w]!SENTINEL, 0, 0
+#endif
+}
+
+/* Roster._serve: ready tasks; if it is idle and none is ready, tasks taken back from a busy worker;
+   if there are none either and the pool is closing, its sentinel. */
+inline serve(w) {
+  if
+  :: exited[w] || got_shutdown[w]
+  :: else ->
+     do
+     :: nready > 0 && CAN_TAKE(w) -> ready_pop(st); hold(w, st); st = 0
+     :: else -> break
+     od;
+     if
+     :: nheld[w] == 0 && nready == 0 ->
+        rebalance(w);
+        if
+        :: !sdone && closing ->
+#ifdef BUG_ONE_SENTINEL_TOO_FEW
+           if
+           :: skip_one_sentinel -> skip_one_sentinel = false
+           :: else -> send_sentinel(w)
+           fi
+#else
+           send_sentinel(w)
+#endif
+        :: else
+        fi;
+        sdone = false
+     :: else
+     fi
+  fi
+}
+
+/* Roster.serve_all, first half: fill, then mark every worker to be served, by how many tasks it
+   holds (sa_held = held + 1; 0: not served). */
+inline mark_all() {
+  if
+  :: terminating
+  :: else ->
+     fill();
+     for (sa_w : 0 .. N - 1) {
+       sa_held[sa_w] = (live[sa_w] -> nheld[sa_w] + 1 : 0)
+     }
+     sa_w = 0
+  fi
+}
+
+/* Serve the marked workers, least busy first (as they were when marked), ties in roster order. */
+inline serve_marked() {
+  do
+  :: true ->
+     smin = DEPTH + 2;
+     smask = 0;
+     for (si : 0 .. N - 1) {
+       if
+       :: sa_held[si] != 0 && sa_held[si] < smin -> smin = sa_held[si]; smask = 1 << si
+       :: sa_held[si] != 0 && sa_held[si] == smin -> smask = smask | (1 << si)
+       :: else
+       fi
+     }
+     si = 0;
+     smin = 0;
+     if
+     :: smask == 0 -> break
+     :: else
+     fi;
+     choose(sa_w);
+     sa_held[sa_w] = 0;
+     serve(sa_w)
+  od;
+  sa_w = 0
+}
+
+/* Roster._release: worker w's outcome for task t has been read; it holds the task no more. */
+inline release(w, t) {
+  /* WORK-3, WORK-6: an outcome comes from the worker that holds the task, for its oldest (it runs
+     them in order), which it has run */
+  assert(live[w] && nheld[w] > 0 && HT(w, 0) == t && runs[t] == 1);
+  sj = 1;
+  do
+  :: sj < nheld[w] -> HT(w, sj - 1) = HT(w, sj); HN(w, sj - 1) = HN(w, sj); sj++
+  :: else -> break
+  od;
+  nheld[w]--;
+  HT(w, nheld[w]) = 0;
+  HN(w, nheld[w]) = 0;
+  sj = 0;
+  if
+  :: nheld[w] == 0 -> stalled[w] = false
+  :: else
+  fi;
+  settle(t)
+}
+
+/* Roster.offer, for one task: to the least busy worker that can take it if nothing is ready,
+   else to the back of `ready`. */
+inline offer(t) {
+  assert(t == prepared + 1);  /* tasks go out in order */
+  prepared++;
+  if
+  :: nready == 0 -> least_busy(spick)
+  :: else -> spick = NONE
+  fi;
+  if
+  :: spick != NONE -> hold(spick, t)  /* WORK-3: recorded before it is written */
+  :: else -> ready[nready] = t; nready++
+  fi;
+  spick = 0
+}
+
+/* Roster.exited, the outcomes drained from the worker's pipe settled, then Roster.remove. */
+inline remove(w) {
+  exited[w] = true;  /* what it sent is read from now on without serving it */
+  do  /* LOST-1: every outcome the worker sent is read before its task fails */
+  :: outbox[w]?st -> release(w, st); st = 0
+  :: empty(outbox[w]) -> break
+  od;
+  assert(live[w] && empty(outbox[w]));
+  if
+  :: nheld[w] > 0 ->
+     /* LOST-1, LOST-3: it runs its tasks in order, so it started none behind its oldest */
+     assert(claimed[w] <= HN(w, 0));
+#if defined(BUG_FAIL_ALL_ON_CRASH)
+     for (sj : 0 .. DEPTH - 1) {
+       if
+       :: sj < nheld[w] -> fail_lost(HT(w, sj))
+       :: else
+       fi
+     }
+#else
+#ifndef BUG_DROP_TASK_ON_CRASH
+     /* LOST-1: the oldest, the only one it may have been running, fails (WorkerLostError) */
+     fail_lost(HT(w, 0));
+#endif
+     /* LOST-3: the ones behind it go to the front of `ready`, for other workers */
+     snback = nheld[w] - 1;
+     sj = nready;
+     do
+     :: sj > 0 -> sj--; ready[sj + snback] = ready[sj]
+     :: else -> break
+     od;
+     do
+     :: sj < snback -> ready[sj] = HT(w, sj + 1); sj++
+     :: else -> break
+     od;
+     nready = nready + snback;
+     snback = 0;
+#endif
+     for (sj : 0 .. DEPTH - 1) {
+       HT(w, sj) = 0;
+       HN(w, sj) = 0
+     }
+     nheld[w] = 0;
+     sj = 0;
+     lost_here = 0
+  :: else
+  fi;
+#if WRITE_LATER
+  do  /* what was queued for it is written to its dead pipe, and lost */
+  :: outq[w]?_, _, _
+  :: empty(outq[w]) -> break
+  od;
+#endif
+  do
+  :: inbox[w]?_, _, _
+  :: empty(inbox[w]) -> break
+  od;
+  live[w] = false;
+  nlive--;
+  for (sj : 0 .. N - 1) {
+    if
+    :: live[sj] && rank[sj] > rank[w] -> rank[sj]--
+    :: else
+    fi
+  }
+  sj = 0;
+  rank[w] = 0;
+  stalled[w] = false;
+  got_shutdown[w] = false;
+  exited[w] = false;
+  sentinel_written[w] = false;
+  worker_requests!CHANGED  /* WorkerHandler.worker_gone */
+}
+
+/* Every step under roster.cond. A handler hands it the request by rendezvous, from inside its
+   own atomic step, and the whole roster step runs without interruption. */
+proctype Roster() {
+  byte op;
+end:
+  do
+  :: atomic {
+       roster_call?op ->
+       ROSTER_STEP {
+         if
+         :: op == OFFER -> offer(rt)
+         :: op == BEGIN_CLOSING ->
+            /* SHUT-1: closing only after close() and the last task */
+            assert(closed && prepared == submitted);
+            closing = true;
+#ifdef BUG_ONE_SENTINEL_TOO_FEW
+            skip_one_sentinel = true;
+#endif
+            mark_all()
+         :: op == SETTLE ->
+            release(rw, rt);
+#ifndef BUG_NO_HANDOUT_ON_OUTCOME
+            sa_held[rw] = 1  /* the worker, now with room, is served (WORK-5) */
+#endif
+         :: op == REMOVE -> remove(rw); mark_all()  /* what it had not started, to others */
+         :: op == SERVE_ALL -> mark_all()
+         fi;
+         serve_marked();
+#ifdef BUG_ONE_SENTINEL_TOO_FEW
+         skip_one_sentinel = false;
+#endif
+         check_invariants();
+         op = 0; rw = 0; rt = 0
+       }
+     }
+  od
+}
+
+#if WRITE_LATER
+/* Handout.send, from whichever thread holds worker w's `writing` lock: all that is queued, in order. */
+inline write_outgoing(w) {
+  do
+  :: outq[w]?TASK, st, sn -> write(w, TASK, st, sn)
+  :: outq[w]?SENTINEL, st, sn -> write(w, SENTINEL, 0, 0)
+  :: empty(outq[w]) -> break
+  od;
+  st = 0; sn = 0
+}
+
+proctype Writer() {
+end:
+  do
+  :: d_step { nempty(outq[0]) -> write_outgoing(0) }
+#if N > 1
+  :: d_step { nempty(outq[1]) -> write_outgoing(1) }
+#endif
+#if N > 2
+  :: d_step { nempty(outq[2]) -> write_outgoing(2) }
+#endif
+#if N > 3
+  :: d_step { nempty(outq[3]) -> write_outgoing(3) }
+#endif
+  od
+}
+#endif
 
 inline wake_result_handler() {
   atomic { if :: nfull(wake) -> wake!1 :: full(wake) -> skip fi }  /* a non-blocking write */
 }
 
-proctype Worker(byte w) {
-  byte t;
-  do
-  :: atomic { inbox[w]?TASK, t -> outbox[w]!t; t = 0 }  /* runs task t and sends its outcome */
-  :: inbox[w]?SENTINEL, t ->
-     assert(closed && handed == submitted);  /* SHUT-1: no sentinel before close and the last task */
-     break
-  :: atomic { crashes < CRASHES -> crashes++ }; break  /* dies idle or running a task */
-  :: killed[w] -> break
-  od;
-  atomic { nrunning--; t = 0; gone!w }  /* exited: its process sentinel is ready */
+/* The worker claims and starts task t, numbered n. */
+inline start(w, t, n) {
+  claimed[w] = n;
+  assert(runs[t] == 0);  /* WORK-6, JOB-1: no task starts twice */
+  runs[t]++;
+#ifndef START_UNCHECKED
+  /* WORK-6, WORK-3: a worker starts only a task the roster records it holds: never one taken
+     back from it */
+  held_at_start = false;
+  for (si : 0 .. DEPTH - 1) {
+    held_at_start = held_at_start || (si < nheld[w] && HT(w, si) == t && HN(w, si) == n)
+  }
+  assert(held_at_start);
+  held_at_start = false;
+  si = 0
+#endif
 }
 
-/* WorkerHandler.maintain's body for one slot; the caller holds roster.cond (atomic). */
-inline start_worker(w) {
-  assert(!shutdown_begun && !terminating);  /* WORK-2: no worker starts after the sentinels or terminate */
-  assert(nlive < N);                        /* WORK-1 */
-  do  /* a fresh pipe: what was sent to the dead worker is gone with it */
-  :: inbox[w]?_, _
-  :: empty(inbox[w]) -> break
+/* worker.worker_loop, with its claim (claims.py). Once the pool is terminating the parent heeds
+   nothing a worker does, so here it only takes a sentinel already sent or is killed. */
+proctype Worker(byte w) {
+  byte t, n;
+#ifdef BUG_CLAIM_WITHOUT_LOCK
+  byte seen;
+#endif
+  do
+  :: inbox[w]?SENTINEL, t, n ->
+     assert(closed && prepared == submitted);  /* SHUT-1: no sentinel before close and the last task */
+     break
+#ifdef BUG_CLAIM_WITHOUT_LOCK
+  :: atomic {
+       !terminating && inbox[w]?[TASK, t, n] ->
+       inbox[w]?TASK, t, n;
+       seen = revoked[w]  /* reads `revoked` ... */
+     };
+     atomic {  /* ... and writes `claimed` in another step: a take-back can come between */
+       if
+       :: n <= seen -> t = 0; n = 0  /* taken back: skipped */
+       :: else -> start(w, t, n)
+       fi;
+       seen = 0
+     };
+#else
+  :: atomic {
+       !terminating && inbox[w]?[TASK, t, n] ->
+       inbox[w]?TASK, t, n;  /* claims.claim, under the claim lock */
+#ifndef BUG_TAKE_BACK_WITHOUT_SKIP
+       if
+       :: n <= revoked[w] -> t = 0; n = 0  /* taken back: skipped, it runs elsewhere (WORK-6) */
+       :: else -> start(w, t, n)
+       fi
+#else
+       start(w, t, n)
+#endif
+     };
+#endif
+     if
+     :: t != 0 ->  /* running t */
+        if
+        :: atomic { !terminating -> outbox[w]!t; t = 0; n = 0 }  /* finishes it, sends its outcome */
+        :: atomic { !terminating && crashes < CRASHES -> crashes++ }; break  /* dies running it */
+        :: killed[w] -> break
+        fi
+     :: else
+     fi
+  :: atomic { !terminating && crashes < CRASHES -> crashes++ }; break  /* dies between tasks */
+  :: killed[w] -> break
   od;
+  atomic { nrunning--; t = 0; n = 0; gone!w }  /* exited: its process sentinel is ready */
+}
+
+/* WorkerHandler.maintain's start of one worker into slot w, under roster.cond (atomic). */
+inline start_worker(w) {
+  assert(!terminating);  /* WORK-2: no worker starts after terminate */
+  assert(nlive < N);     /* WORK-1 */
   live[w] = true;
+  rank[w] = nlive;  /* it joins the end of the roster */
   nlive++;
-  held[w] = 0;
-  writing[w] = 0;
-  sentinel_written[w] = false;
-  sentinels[w] = 0;
+  last_number[w] = 0;
+  claimed[w] = 0;
+  revoked[w] = 0;
   killed[w] = false;
   nrunning++;
   run Worker(w)
 }
 
 proctype WorkerHandler() {
-  byte w;
-  byte pending[N];  /* the ready task handed to the worker started in slot w, to write */
+  byte w, k;
   do
   :: worker_requests?STOP -> break
   :: atomic {
        worker_requests?CHANGED ->  /* maintain(), under roster.cond */
+       k = MISSING;
+       /* WORK-2: once closing, no more workers than tasks that wait for one */
+       assert(!closing || k <= nready);
        for (w : 0 .. N - 1) {
          if
-         :: !live[w] && MAY_GROW ->
-            start_worker(w);
-            if  /* Roster.add hands the new worker a ready task */
-            :: prepared > handed -> assign(w); pending[w] = handed
-            :: else
-            fi
+         :: !live[w] && k > 0 -> start_worker(w); k--
          :: else
          fi
        }
-       check_invariants();
-       w = 0
+       /* WORK-1: while the pool may grow, it is back to exactly N workers */
+       assert(closing || terminating || nlive == N);
+       w = 0;
+       k = 0;
+       roster_call!SERVE_ALL  /* ready tasks, or tasks taken back, for the new workers */
      };
-     for (w : 0 .. N - 1) {  /* after leaving roster.cond */
-       if
-       :: pending[w] != 0 -> send_task(w, pending[w]); pending[w] = 0
-       :: else
-       fi
-     };
-     w = 0
+     wake_result_handler()  /* it must watch the new workers */
   od;
   worker_handler_done = true
 }
 
 proctype TaskHandler() {
-  byte item, w;
-  bool need[N];
+  byte item;
   do
   :: taskq?item ->
      if
@@ -254,170 +878,69 @@ proctype TaskHandler() {
      :: item == CLOSED_MARK -> goto shutdown
      :: else
      fi;
-     /* Roster.offer: to a free worker if no task is waiting, else into `ready`, which it
-        waits for room in; the result handler and the worker handler take tasks from there. */
-     atomic {
-       (terminating || prepared - handed < READY_LIMIT) ->
+     atomic {  /* wait_for_room, then Roster.offer */
+       (terminating || nready < READY_LIMIT) ->
        if
        :: terminating -> goto stop
        :: else
        fi;
-       assert(item == prepared + 1);  /* tasks go out in order */
-       prepared++;
-       w = NONE;
-       if
-       :: prepared == handed + 1 && FREE(0) -> w = 0
-#if N > 1
-       :: prepared == handed + 1 && FREE(1) -> w = 1
-#endif
-#if N > 2
-       :: prepared == handed + 1 && FREE(2) -> w = 2
-#endif
-#if N > 3
-       :: prepared == handed + 1 && FREE(3) -> w = 3
-#endif
-       :: else  /* every worker is busy: the task waits in `ready` */
-       fi;
-       if
-       :: w != NONE -> assign(w)  /* WORK-3: recorded before it is sent */
-       :: else
-       fi;
-       check_invariants()
-     };
-     if
-     :: w != NONE -> send_task(w, item)
-     :: else
-     fi;
-     item = 0;
-     w = 0
+       rt = item;
+       item = 0;
+       roster_call!OFFER
+     }
   od;
 shutdown:
-  atomic {  /* Roster.begin_shutdown, once `ready` is empty */
-    (prepared == handed || terminating) ->
+  atomic {
     if
-    :: terminating -> goto stop  /* it sends no sentinel; terminate() stops the rest */
+    :: terminating -> goto stop  /* terminate() stops every worker itself */
     :: else
     fi;
-    assert(closed && handed == submitted);  /* SHUT-1: only after close and the last task */
-    shutdown_begun = true;
-    live_at_shutdown = nlive;
-    for (w : 0 .. N - 1) {
-      need[w] = live[w]
-    }
-#ifdef BUG_ONE_SENTINEL_TOO_FEW
-    w = N;
-    do
-    :: w > 0 -> w--; if :: need[w] -> need[w] = false; break :: else fi
-    :: else -> break
-    od;
-#endif
-    for (w : 0 .. N - 1) {
-      if
-      :: need[w] ->
-         assert(sentinels[w] == 0);  /* SHUT-2: no worker gets two sentinels */
-         sentinels[w]++;
-         sentinels_sent++
-      :: else
-      fi
-    }
-    assert(sentinels_sent == live_at_shutdown)  /* SHUT-2: one sentinel for each live worker */
-  }
-  for (w : 0 .. N - 1) {
-    if
-    :: need[w] ->  /* to a dead worker: lost, or drained at a restart */
-       atomic {
-#ifndef BUG_SENTINEL_OVERTAKES_TASK
-         writing[w] == 0 ->  /* with record.writing: after a task being written to it */
-#endif
-         inbox[w]!SENTINEL, 0;
-         sentinel_written[w] = true
-       }
-    :: else
-    fi
-  }
-  worker_requests!STOP;  /* core._after_shutdown */
-  wake_result_handler();
+    roster_call!BEGIN_CLOSING  /* every task has been offered: idle workers get sentinels */
+  };
+  wake_result_handler();  /* it may have no worker left to wait for */
 stop:
   task_handler_done = true
 }
 
-/* One outcome from worker w, read and settled in one step (Roster.settle, then the job).
-   With `hand`, the freed worker is handed the next ready task, to write in a later step; an
-   outcome drained from an exited worker's pipe frees no worker (ResultHandler marks it first). */
-inline on_outcome(w, t, hand) {
-  if
-  :: terminating  /* terminate() fails what is left */
-  :: else ->
-     assert(live[w] && held[w] == t);  /* WORK-3: an outcome comes from the worker that holds it */
-     held[w] = 0;
-     settle(t);
-     if
-     :: hand ->
-#ifndef BUG_NO_HANDOUT_ON_OUTCOME
-        if
-        :: prepared > handed -> assign(w); sw = w; st = handed
-        :: else
-        fi;
-#endif
-        check_invariants()
-     :: else
-     fi
-  fi;
-  t = 0
-}
-
-#define READ_OUTCOME(slot) :: atomic { outbox[slot]?t -> on_outcome(slot, t, true) }
-
 proctype ResultHandler() {
   byte w, t;
-  byte sw, st;  /* a task handed to worker sw on its outcome, still to write */
   do
   :: FINISHED -> break
   :: else ->
      if  /* transport.wait(): an outcome, a worker gone, or a wake */
      :: wake?_
-     READ_OUTCOME(0)
+     :: atomic {
+          if
+          :: outbox[0]?t -> w = 0
 #if N > 1
-     READ_OUTCOME(1)
+          :: outbox[1]?t -> w = 1
 #endif
 #if N > 2
-     READ_OUTCOME(2)
+          :: outbox[2]?t -> w = 2
 #endif
 #if N > 3
-     READ_OUTCOME(3)
+          :: outbox[3]?t -> w = 3
 #endif
-     :: atomic {
-          gone?w ->
+          fi;
           if
           :: terminating -> goto stop  /* terminate() fails what is left */
           :: else
           fi;
-          /* LOST-1: every outcome the worker sent is read before its task fails */
+          rw = w; rt = t; w = 0; t = 0;
+          roster_call!SETTLE
+        }
+     :: atomic {
+          gone?w ->
           if
-          :: outbox[w]?t -> on_outcome(w, t, false)
-          :: empty(outbox[w])
-          fi;
-          /* Roster.remove, then WorkerLostError for what it still held */
-          assert(live[w] && empty(outbox[w]));
-#ifndef BUG_DROP_TASK_ON_CRASH
-          if
-          :: held[w] != 0 -> settle(held[w])
+          :: terminating -> goto stop
           :: else
           fi;
-#endif
-          held[w] = 0;
-          live[w] = false;
-          nlive--;
-          check_invariants();
-          worker_requests!CHANGED;  /* WorkerHandler.worker_gone */
-          w = 0
+          rw = w; w = 0;
+          roster_call!REMOVE
         }
-     fi;
-     if
-     :: st != 0 -> send_task(sw, st); sw = 0; st = 0  /* Handout.send, before the job is settled */
-     :: else
      fi
   od;
+  worker_requests!STOP;  /* nothing more can happen: the worker handler stops */
 stop:
   result_handler_done = true
 }
@@ -471,6 +994,11 @@ init {
     for (w : 0 .. N - 1) {  /* the first workers start before any handler thread */
       start_worker(w)
     }
+    w = 0;
+    run Roster();
+#if WRITE_LATER
+    run Writer();
+#endif
     run TaskHandler();
     run ResultHandler();
     run WorkerHandler();
@@ -503,8 +1031,8 @@ init {
   task_handler_done && result_handler_done && worker_handler_done;  /* SHUT-4 */
   nrunning == 0;                                                     /* SHUT-3 */
 #ifndef JOIN_MISSES_LATE_TERMINATE
-  /* ...and for one that began meanwhile (SHUT-4). refpool's core.join looks at the state only
-     as it begins: JOIN_MISSES_LATE_TERMINATE models that, and SPIN finds JOB-1 broken. */
+  /* ...and for one that began meanwhile (SHUT-4). A join that looks at the state only as it
+     begins is JOIN_MISSES_LATE_TERMINATE, and SPIN finds JOB-1 broken. */
   if
   :: terminate_started -> terminate_done
   :: else

@@ -3,10 +3,14 @@
 `run_spin(workers, ...)` returns a `Result` with the error count, the states stored, whether
 the search was complete and, on an error, the replayed counterexample. A safety run checks
 assertions and invalid end states (pan compiled with -DSAFETY -DNOCLAIM); a run with
-`ltl="done"` checks that LTL property for acceptance cycles (pan -a -N done). Nothing is
-written into the repository: pan, pan.c and the trail live in a temporary directory.
+`ltl="done"` checks that LTL property for acceptance cycles (pan -a -N done). Every search is
+exhaustive: states are stored whole (-DCOLLAPSE compresses them without loss), never hashed
+into a bitstate. pan is compiled with -O1 (-O2 takes twice as long to compile, more than it
+saves on the model's small configurations) and -DNOFAIR (no run uses weak fairness). Nothing
+is written into the repository: pan, pan.c and the trail live in a temporary directory.
 
-    python models/spin_check.py --workers 3 [--ltl done] [-D BUG_ONE_SENTINEL_TOO_FEW]
+    python -m models.spin_check --workers 3 --tasks 4 --crashes 0 [--depth 3] [--ltl done]
+        [--terminate] [--write-later] [--any-order] [-D BUG_CLAIM_WITHOUT_LOCK] [--trail]
 """
 
 from __future__ import annotations
@@ -23,12 +27,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 MODEL = Path(__file__).resolve().with_name("pool.pml")
+# The model's seeded bugs (its header says what each one does).
 SEEDED_BUGS = (
     "BUG_ONE_SENTINEL_TOO_FEW",
     "BUG_START_AFTER_CLOSE",
     "BUG_DROP_TASK_ON_CRASH",
+    "BUG_FAIL_ALL_ON_CRASH",
     "BUG_SENTINEL_OVERTAKES_TASK",
     "BUG_NO_HANDOUT_ON_OUTCOME",
+    "BUG_NO_TAKE_BACK",
+    "BUG_CLAIM_WITHOUT_LOCK",
+    "BUG_TAKE_BACK_WITHOUT_SKIP",
 )
 MAX_DEPTH = 100_000  # pan's -m; far above the model's depth (about 300 at N=3), so no truncation
 
@@ -87,14 +96,31 @@ def run_spin(
     timeout: float = 120.0,
     terminate: bool = False,
     ignore_assertions: bool = False,
+    depth: int = 2,
+    write_later: bool = False,
+    any_order: bool = False,
+    optimize: bool = True,
 ) -> Result:
     """Check the model with `workers` workers; `defines` are extra macros (e.g. a seeded bug).
 
-    `ltl` names an `ltl` block of the model to check instead of safety; `ignore_assertions`
-    (pan -A) shows that the property alone finds an error.
+    `depth` is how many tasks a worker holds at most; `write_later` models each worker's
+    outgoing queue and the later write from it; `any_order` breaks ties between equally busy
+    workers every possible way. `ltl` names an `ltl` block of the model to check instead of
+    safety; `ignore_assertions` (pan -A) shows that the property alone finds an error.
+    `optimize=False` compiles pan without optimisation, in a second instead of three: for a
+    run that stops at its first error (a seeded bug), not for a whole search.
     """
     require_tools()
-    flags = (f"N={workers}", f"T={tasks}", f"CRASHES={crashes}", f"TERMINATE={int(terminate)}", *defines)
+    flags = (
+        f"N={workers}",
+        f"T={tasks}",
+        f"DEPTH={depth}",
+        f"CRASHES={crashes}",
+        f"TERMINATE={int(terminate)}",
+        *(["WRITE_LATER=1"] if write_later else []),
+        *(["ANY_ORDER"] if any_order else []),
+        *defines,
+    )
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="refpool-spin-") as scratch:
         work = Path(scratch)
@@ -118,7 +144,8 @@ def run_spin(
 
         run(["spin", *(f"-D{flag}" for flag in flags), "-a", model.name])
         cflags = ["-DSAFETY", "-DNOCLAIM"] if ltl is None else []
-        run(["gcc", "-O2", "-w", *cflags, "-o", "pan", "pan.c"])
+        level = "-O1" if optimize else "-O0"
+        run(["gcc", level, "-w", "-DCOLLAPSE", "-DNOFAIR", *cflags, "-o", "pan", "pan.c"])
         pan = ["./pan", f"-m{MAX_DEPTH}"]
         if ltl is not None:
             pan += ["-a", "-N", ltl]
@@ -158,7 +185,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", "-n", type=int, default=2)
     parser.add_argument("--tasks", "-t", type=int, default=3)
     parser.add_argument("--crashes", "-c", type=int, default=1)
+    parser.add_argument("--depth", "-d", type=int, default=2, help="tasks a worker holds at most (2..4)")
     parser.add_argument("--terminate", action="store_true", help="model a concurrent terminate()")
+    parser.add_argument(
+        "--write-later", action="store_true", help="model the outgoing queues and their later writes"
+    )
+    parser.add_argument(
+        "--any-order", action="store_true", help="break ties between equally busy workers every way"
+    )
     parser.add_argument("--ltl", help="check this ltl block (e.g. done) instead of safety")
     parser.add_argument("-D", dest="defines", action="append", default=[], help="a macro, e.g. a seeded bug")
     parser.add_argument("-A", dest="ignore_assertions", action="store_true", help="pan -A")
@@ -173,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.ltl,
             terminate=args.terminate,
             ignore_assertions=args.ignore_assertions,
+            depth=args.depth,
+            write_later=args.write_later,
+            any_order=args.any_order,
         )
     except SpinNotInstalled as exc:
         print(f"error: {exc}", file=sys.stderr)
