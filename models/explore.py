@@ -6,7 +6,7 @@ violation found is one at the fewest steps from the initial state, so its path
 is a shortest counterexample. States are the model's own hashable tuples;
 `parents` maps each state to the state and action it was first reached by.
 
-    python -m models.explore --workers 3 --tasks 4 --crashes 1 [--maxtasks 2] [--bug NAME]
+    python -m models.explore --workers 3 --tasks 4 --crashes 1 [--depth 2] [--maxtasks 2] [--bug NAME]
 
 exits 0 after printing "complete: N states, 0 violations", or 1 after printing
 the counterexample: the violations (the first line starts with a spec clause
@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=2, help="tasks the caller submits (default 2)")
     parser.add_argument("--crashes", type=int, default=0, help="worker crashes allowed in a run (default 0)")
     parser.add_argument("--maxtasks", type=int, default=None, help="maxtasksperchild (default None)")
+    parser.add_argument(
+        "--depth", type=int, default=2, help="the most tasks a worker holds at once (default 2)"
+    )
     parser.add_argument("--no-terminate", action="store_true", help="the caller never calls terminate()")
     parser.add_argument(
         "--submit-while-running",
@@ -142,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks=args.tasks,
         max_crashes=args.crashes,
         maxtasks=args.maxtasks,
+        depth=args.depth,
         allow_terminate=not args.no_terminate,
         submit_upfront=not args.submit_while_running,
         bugs=frozenset(args.bug),

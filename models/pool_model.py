@@ -4,52 +4,83 @@ Theory of operation
 -------------------
 A state is an immutable snapshot of everything that matters for correctness
 (spec/pool.md): the pool's lifecycle state, how far the task handler has got,
-the roster of workers, what each worker has in its inbox and outbox, and how
-each task ended. An *action* is one atomic step of one part of the pool, the
-caller or the environment (a crash). `enabled_actions` says which steps can
-happen next and `step` takes one; an explorer (models/explore.py) tries every
-interleaving, and `invariant_violations` / `final_violations` say what must
-hold. Each action is as atomic as the real code makes it: a step of the task
-handler, result handler or worker handler is done under `Roster.cond` in
-refpool, so nothing else interleaves with it.
+the roster (which tasks each worker holds, with their numbers), the `ready`
+queue, each worker's inbox, claim word and outbox, and how each task ended. An
+*action* is one atomic step of one part of the pool, of the caller or of the
+environment (a crash). `enabled_actions` says which steps can happen next and
+`step` takes one; an explorer (models/explore.py) tries every interleaving,
+and `invariant_violations` / `final_violations` say what must hold. Each step
+of the parent is as atomic as refpool makes it: what a handler does under
+`Roster.cond` is one step, and nothing else interleaves with it.
 
     caller:          submit, close, terminate, join
-    task handler:    hand_out(worker, task)   record the task as held, then send it (the
-                                              result handler does the same for the worker an
-                                              outcome frees, the worker handler for a worker
-                                              it starts; see roster.py)
-                     send_sentinels           after close and the last task (SHUT-1)
-    worker:          run(worker)              take a task from the inbox, put its outcome
-                     exit(worker)             take the sentinel and exit
-                     crash(worker)            exit at any moment (at most max_crashes)
-    result handler:  read_outcome(worker, task)
-                     reap(worker)             an exited worker whose outbox is drained:
-                                              fail what it held, tell the worker handler
-    worker handler:  start_workers            back to `workers` live ones, if the pool may grow
+    task handler:    offer(task)         the next submitted task, in order, to the least busy
+                                         worker that can take it, or to the back of `ready`
+                     begin_closing       after close, once every task has been offered: the
+                                         pool is *closing*, and idle workers get their sentinel
+    worker:          claim(worker)       under the claim word's lock: its next task's number is
+                                         above `revoked`, so `claimed` = that number (WORK-6)
+                     skip(worker)        ... or it is not: the task was taken back
+                     run(worker)         run the claimed task, send its outcome; exit after
+                                         maxtasksperchild tasks run (WORK-4)
+                     exit(worker)        take the sentinel and exit
+                     crash(worker)       exit at any moment (at most max_crashes in a run)
+    result handler:  read_outcome(worker, task)  free the worker's hold on the task and serve
+                                         the worker (below); settle the task
+                     see_exit(worker)    see that a worker has exited: what it sent is read
+                                         from now on without serving it (Roster.exited)
+                     reap(worker)        once all it sent is read: its oldest task fails, the
+                                         ones behind go to the front of `ready` (LOST-1,
+                                         LOST-3); tell the worker handler
+    worker handler:  start_workers       after a reap: back to `workers` workers while the pool
+                                         may grow; once closing, at most one per ready task
+
+Serving a worker (Roster._serve), inside the step that frees it: it takes
+tasks from the front of `ready` while it can; if it then holds nothing and
+nothing is ready, the parent takes back the unstarted tasks of the busiest
+worker that holds two or more (`take back`: read `claimed`, set `revoked` to
+the last number sent; every held task above `claimed` is the parent's again),
+puts them at the front of `ready` and hands them out one at a time to the
+least busy workers that can take them; a victim left holding started tasks is
+*stalled*: it takes nothing until it holds nothing. If nothing can be taken
+back and the pool is closing, the worker is sent its sentinel. A worker can
+take a task when it is not seen exited, has no sentinel, holds fewer than
+`depth`, has been handed fewer than maxtasksperchild (net of those taken
+back), and holds nothing or is not stalled. Ties go to the first worker in
+the roster, which is in the order workers joined it, as a dict's is.
 
 Abstractions, on purpose:
-- A worker holds at most one task (core.TASKS_IN_FLIGHT == 1).
-- hand_out is one step, though refpool records the task under the roster's
-  lock and writes it after: the worker's `writing` lock keeps its sentinel
-  behind it, and the Promela model (models/pool.pml) checks that split.
-  Which thread hands a task out, and the short `ready` queue of tasks that
-  wait for a worker, are not modelled here.
-- The parent cannot see a crash until the result handler reaps the worker, so
-  the task handler may hand a task to a worker that has already exited; the
-  task then fails with WorkerLostError when the worker is reaped (LOST-1).
-- A worker's id is its slot: a replacement takes the lowest free id. This keeps
-  the state space small; nothing in the design depends on ids.
-- A message sent to an exited worker is lost, so an exited worker's inbox is
-  always empty. Outcomes already sent stay in its outbox and are read before
-  it is reaped (transport.py drains a dead worker's pipe first).
+- Process workers only, every task small: a thread worker's inbox is a deque
+  whose ends are the claim (claims.ThreadInbox), and the inbox budget
+  (WORK-7) never bites. `ready` never reaches READY_LIMIT, so the task
+  handler never waits for room.
+- A task handed out is recorded and written in one step, though refpool
+  records it under `cond` and writes it after (Handout.send). A worker that
+  has not read a task yet behaves as one that has not been sent it, and a
+  write to a dead worker is lost either way; the worker's `writing` lock keeps
+  a sentinel behind the tasks recorded before it (models/pool.pml checks
+  that split). The task handler offers one task per step, where refpool
+  offers up to 16 under one lock: more interleavings, not fewer.
+- Claiming and running are two steps, so that a take-back can see a task
+  claimed but not finished, and a worker can die while it runs one; running a
+  task and sending its outcome are one (refpool writes each outcome at once).
+- The parent sees a death only at `see_exit`, so until then it may hand tasks
+  to a dead worker and take back from it; the oldest of them fails when the
+  worker is reaped (LOST-1).
+- The lost task is settled in the reap step, though refpool fails it just
+  after leaving `cond`; the worker handler's requests since it last ran are
+  one (`notified`): running it again finds nothing to start.
+- A worker's id is its slot: a replacement takes the lowest free id (and joins
+  the roster at its end). Messages sent to an exited worker are lost, so its
+  inbox is empty; outcomes it sent stay in its outbox until read.
 - terminate() is one atomic step: refpool stops the handlers, kills every
   worker and fails every unsettled task (SHUT-5) before it returns, and no
   handler acts once `Roster.terminating` is set.
-- Process workers: a killed worker stops at once (a thread would finish its task).
 
-Public API (the Hypothesis stateful tests and the conformance oracle reuse it):
-`Config`, `initial_state`, `enabled_actions`, `step`, `invariant_violations`,
-`at_rest`, `final_violations`, and the records `State`, `Worker`, `Action`.
+Public API (the tests reuse it): `Config`, `initial_state`, `enabled_actions`,
+`step`, `successor`, `invariant_violations`, `at_rest`, `final_violations`,
+the predicates `can_take`, `retiring`, `idle`, `may_grow`, `finished`, and the
+records `State`, `Worker`, `Action`.
 """
 
 from __future__ import annotations
@@ -75,6 +106,7 @@ __all__ = [
     "enabled_actions",
     "final_violations",
     "finished",
+    "idle",
     "initial_state",
     "invariant_violations",
     "may_grow",
@@ -87,14 +119,18 @@ RUN: Final = "RUN"
 CLOSE: Final = "CLOSE"
 TERMINATE: Final = "TERMINATE"
 
-SENTINEL: Final = "sentinel"  # in an inbox, beside task numbers
+SENTINEL: Final = "sentinel"  # in an inbox, beside numbered tasks
 
 # Seeded bugs, each the kind of slip the real code guards against:
 BUGS: Final = frozenset(
     {
-        "one_sentinel_too_few",  # shutdown sends one sentinel fewer than needed
-        "start_after_close",  # the worker handler still starts workers after shutdown began
-        "drop_task_on_crash",  # reaping a dead worker forgets its task instead of failing it
+        "one_sentinel_too_few",  # begin_closing sends one sentinel fewer than the idle workers need
+        "start_after_close",  # once closing, the worker handler still starts `workers - live` workers
+        "drop_task_on_crash",  # reaping a dead worker forgets its oldest task instead of failing it
+        "fail_all_on_crash",  # reaping a dead worker fails every task it held, not just the oldest
+        "claim_without_lock",  # the worker reads `revoked` and sets `claimed` in two steps
+        "take_back_without_skip",  # the worker runs a task numbered <= `revoked` instead of skipping it
+        "no_take_back",  # a worker that becomes idle takes back nothing from a busy one
     }
 )
 
@@ -108,6 +144,7 @@ class Config:
 
     workers: `processes`; tasks: how many tasks the caller submits; max_crashes:
     how many worker crashes may happen in a run; maxtasks: `maxtasksperchild`;
+    depth: how many tasks a worker holds at most (refpool: 4 for a process);
     allow_terminate: whether the caller may call terminate(); submit_upfront:
     the tasks are all submitted before anything else happens (else `submit` is
     a caller action, allowed while RUN); bugs: names from BUGS to seed.
@@ -117,14 +154,16 @@ class Config:
     tasks: int = 2
     max_crashes: int = 0
     maxtasks: int | None = None
+    depth: int = 2
     allow_terminate: bool = True
     submit_upfront: bool = True
     bugs: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if self.workers < 1 or self.tasks < 0 or self.max_crashes < 0:
+        if self.workers < 1 or self.tasks < 0 or self.max_crashes < 0 or self.depth < 1:
             raise ValueError(
-                f"bad bounds: workers={self.workers} tasks={self.tasks} max_crashes={self.max_crashes}"
+                f"bad bounds: workers={self.workers} tasks={self.tasks} "
+                f"max_crashes={self.max_crashes} depth={self.depth}"
             )
         if self.maxtasks is not None and self.maxtasks < 1:
             raise ValueError(f"maxtasks must be a positive int or None, not {self.maxtasks!r}")
@@ -133,34 +172,50 @@ class Config:
             raise ValueError(f"unknown bugs {sorted(unknown)}; known: {sorted(BUGS)}")
 
 
+Numbered = tuple[int, int]  # (its number among the tasks sent to its worker: 1, 2, 3, ...; the task)
+
+
 class Worker(NamedTuple):
     """One worker in the roster: started, and not yet reaped by the result handler."""
 
     wid: int
-    alive: bool  # False: it has exited, and the result handler has not reaped it yet
-    held: int | None  # the parent's record: the task it holds (WORK-3: at most one)
-    handed: int  # tasks handed to it in its life (maxtasksperchild, WORK-3)
-    sentinels: int  # shutdown sentinels sent to it (SHUT-2: at most one)
-    inbox: tuple[int | str, ...]  # FIFO of task numbers and SENTINEL; empty once exited
+    # The worker process.
+    alive: bool  # False: it has exited (the parent may not have seen it yet)
+    inbox: tuple[Numbered | str, ...]  # FIFO of numbered tasks and SENTINEL; empty once exited
+    running: int | None  # the task it has claimed and not finished
+    checked: bool  # claim_without_lock only: it has read `revoked` for its next task, not yet claimed it
     outbox: tuple[int, ...]  # outcomes sent, not yet read by the result handler
-    done: int  # tasks it has run: the worker's own count, for maxtasksperchild
+    done: int  # tasks it has run: its own count, for maxtasksperchild
+    # Its claim word (claims.py), shared by both sides; both counters only grow.
+    claimed: int  # the number of the last task it has started
+    revoked: int  # every task numbered up to here that it has not started is the parent's again
+    # The parent's record of it (roster.WorkerRecord).
+    held: tuple[Numbered, ...]  # the tasks it holds, oldest first (WORK-3)
+    last_number: int  # of the last task sent to it
+    handed: int  # tasks handed to it, less those taken back (maxtasksperchild, WORK-3)
+    stalled: bool  # tasks were taken back behind a task it runs: it takes none until it holds none
+    sentinels: int  # shutdown sentinels sent to it (SHUT-2: at most one)
+    exited: bool  # the parent has seen it gone; what it sent may still be read
 
 
 class State(NamedTuple):
     pool: str  # RUN, CLOSE or TERMINATE
     submitted: int  # tasks 0 .. submitted-1 are in the task queue or beyond
-    handed_out: int  # tasks 0 .. handed_out-1 have been handed out, in order
-    shutdown_begun: bool  # the sentinels have been sent: no worker starts again
+    offered: int  # tasks 0 .. offered-1 have been offered: handed out, or put in `ready`
+    ready: tuple[int, ...]  # tasks that wait for a worker that can take them, in order
+    closing: bool  # closed, and every task offered: idle workers get their sentinels
     notified: bool  # a worker was reaped and the worker handler has not acted on it yet
-    workers: tuple[Worker, ...]  # the roster, by id
+    workers: tuple[Worker, ...]  # the roster, in the order the workers joined it
+    started: tuple[int, ...]  # per task: how many times a worker has claimed it (WORK-6)
     settled: tuple[tuple[str, ...], ...]  # per task, each way it ended: "ok", "lost", "terminated"
     crashes: int
-    late_starts: int  # workers started after shutdown began or after terminate (WORK-2)
+    late_starts: int  # the most workers one start_workers started beyond what WORK-1 and WORK-2 allow
+    lost_at_once: int  # the tasks one worker's death failed, if more than one (LOST-3); else 0
     joined: bool
 
 
 class Action(NamedTuple):
-    """One atomic step, e.g. `Action("hand_out", worker=1, task=0)`."""
+    """One atomic step, e.g. `Action("read_outcome", worker=1, task=0)`."""
 
     name: str
     worker: int | None = None
@@ -171,8 +226,9 @@ class Action(NamedTuple):
         return f"{self.name}({', '.join(a for a in args if not a.endswith('None'))})"
 
 
-def _fresh_worker(wid: int) -> Worker:
-    return Worker(wid, alive=True, held=None, handed=0, sentinels=0, inbox=(), outbox=(), done=0)
+def _fresh_worker(wid: int, alive: bool = True, handed: int = 0, sentinels: int = 0) -> Worker:
+    # Positional, in field order: this runs for every state (_terminate), and _replace is slow.
+    return Worker(wid, alive, (), None, False, (), 0, 0, 0, (), 0, handed, False, sentinels, False)
 
 
 def initial_state(config: Config) -> State:
@@ -180,41 +236,84 @@ def initial_state(config: Config) -> State:
     return State(
         pool=RUN,
         submitted=config.tasks if config.submit_upfront else 0,
-        handed_out=0,
-        shutdown_begun=False,
+        offered=0,
+        ready=(),
+        closing=False,
         notified=False,
         workers=tuple(_fresh_worker(wid) for wid in range(config.workers)),
+        started=(0,) * config.tasks,
         settled=((),) * config.tasks,
         crashes=0,
         late_starts=0,
+        lost_at_once=0,
         joined=False,
     )
 
 
-# --- predicates the real code computes ----------------------------------
+# --- predicates the real code computes (roster.py), on the parent's record ---------
 
 
 def retiring(worker: Worker, config: Config) -> bool:
-    """It has been handed its maxtasksperchild tasks: it will exit by itself (Roster._retiring)."""
+    """It has been handed its maxtasksperchild tasks: it will exit by itself (roster.retiring)."""
     return config.maxtasks is not None and worker.handed >= config.maxtasks
 
 
 def can_take(worker: Worker, config: Config) -> bool:
-    """Roster._can_take with depth 1. The parent cannot tell whether the worker is still alive."""
-    return worker.held is None and not retiring(worker, config) and worker.sentinels == 0
+    """Roster._can_take, every task within the inbox budget. The parent cannot see a death
+    before `see_exit`."""
+    if worker.exited or worker.sentinels or len(worker.held) >= config.depth or retiring(worker, config):
+        return False
+    return not worker.held or not worker.stalled
+
+
+def idle(worker: Worker, config: Config) -> bool:
+    """It holds no task and may be given one (spec, Words), as far as the parent knows."""
+    return not worker.held and not worker.exited and not worker.sentinels and not retiring(worker, config)
 
 
 def may_grow(state: State) -> bool:
-    """RUN, or CLOSE before the sentinels are sent (spec, Words; WORK-2)."""
-    return state.pool != TERMINATE and not state.shutdown_begun
+    """RUN, or CLOSE before the pool is closing (WORK-1, WORK-2)."""
+    return state.pool != TERMINATE and not state.closing
 
 
 def finished(state: State) -> bool:
-    """join() can return: terminated, or shut down with every worker reaped (Roster.finished)."""
-    return state.pool == TERMINATE or (state.shutdown_begun and not state.workers)
+    """join() can return: terminated, or closing with no worker and no ready task (Roster.finished)."""
+    return state.pool == TERMINATE or (state.closing and not state.workers and not state.ready)
+
+
+def _workers_to_start(state: State, config: Config) -> int:
+    """roster.workers_to_start: what WORK-1 and WORK-2 allow the worker handler to start now."""
+    live = len(state.workers)
+    if state.pool == TERMINATE:
+        return 0
+    if state.closing:
+        return min(config.workers - live, len(state.ready))
+    return config.workers - live
 
 
 # --- enabled actions ------------------------------------------------------
+
+
+def _worker_actions(w: Worker, config: Config) -> list[Action]:
+    if not w.alive:
+        return []
+    if w.running is not None:
+        return [Action("run", w.wid)]
+    if not w.inbox:
+        return []
+    head = w.inbox[0]
+    if isinstance(head, str):
+        return [Action("exit", w.wid)]
+    number, _ = head
+    if "take_back_without_skip" in config.bugs:
+        return [Action("claim", w.wid)]
+    if "claim_without_lock" in config.bugs and w.checked:
+        return [Action("claim", w.wid)]  # it writes `claimed` without reading `revoked` again
+    if number <= w.revoked:
+        return [Action("skip", w.wid)]
+    if "claim_without_lock" in config.bugs:
+        return [Action("read_revoked", w.wid)]
+    return [Action("claim", w.wid)]
 
 
 def enabled_actions(state: State, config: Config) -> list[Action]:
@@ -234,22 +333,22 @@ def enabled_actions(state: State, config: Config) -> list[Action]:
     if state.pool == TERMINATE:
         return actions  # every handler has stopped and every worker is dead
 
-    if state.handed_out < state.submitted:
-        task = state.handed_out
-        actions.extend(Action("hand_out", w.wid, task) for w in state.workers if can_take(w, config))
-    elif state.pool == CLOSE and not state.shutdown_begun:
-        actions.append(Action("send_sentinels"))
+    if state.offered < state.submitted:
+        actions.append(Action("offer", task=state.offered))
+    elif state.pool == CLOSE and not state.closing:
+        actions.append(Action("begin_closing"))
 
     for w in state.workers:
-        if w.alive and w.inbox:
-            actions.append(Action("exit" if w.inbox[0] == SENTINEL else "run", w.wid))
+        actions.extend(_worker_actions(w, config))
         if w.alive and state.crashes < config.max_crashes:
             actions.append(Action("crash", w.wid))
 
     for w in state.workers:
         if w.outbox:
             actions.append(Action("read_outcome", w.wid, w.outbox[0]))
-        elif not w.alive:
+        if not w.alive and not w.exited:
+            actions.append(Action("see_exit", w.wid))
+        elif w.exited and not w.outbox:
             actions.append(Action("reap", w.wid))
 
     if state.notified:
@@ -266,13 +365,118 @@ def at_rest(state: State, config: Config, actions: list[Action] | None = None) -
     return state.pool != RUN and all(a.name in CALLER_ACTIONS | FAULT_ACTIONS for a in actions)
 
 
+# --- the parent's side: the roster, as Roster changes it under `cond` ---------------
+
+
+class _Roster:
+    """A mutable copy of the roster and `ready` for one step of the parent; `freeze` ends it."""
+
+    def __init__(self, state: State, config: Config) -> None:
+        self.config = config
+        self.workers = list(state.workers)
+        self.ready = list(state.ready)
+        self.closing = state.closing
+        self.sentinels_sent: list[int] = []  # in this step, in order (for one_sentinel_too_few)
+
+    def freeze(self, state: State) -> State:
+        return state._replace(workers=tuple(self.workers), ready=tuple(self.ready), closing=self.closing)
+
+    def get(self, wid: int) -> Worker:
+        return next(w for w in self.workers if w.wid == wid)
+
+    def put(self, worker: Worker) -> Worker:
+        self.workers = [worker if w.wid == worker.wid else w for w in self.workers]
+        return worker
+
+    def hold(self, worker: Worker, task: int) -> Worker:
+        """Record that the worker holds the task (WORK-3), and send it."""
+        number = worker.last_number + 1
+        inbox = (*worker.inbox, (number, task)) if worker.alive else ()  # a dead worker's is lost
+        return self.put(
+            worker._replace(
+                last_number=number, held=(*worker.held, (number, task)), handed=worker.handed + 1, inbox=inbox
+            )
+        )
+
+    def least_busy(self) -> Worker | None:
+        best: Worker | None = None
+        for w in self.workers:
+            if can_take(w, self.config) and (best is None or len(w.held) < len(best.held)):
+                best = w
+        return best
+
+    def fill(self) -> None:
+        """Hand ready tasks out one at a time, each to the least busy worker that can take it."""
+        while self.ready:
+            worker = self.least_busy()
+            if worker is None:
+                return
+            self.hold(worker, self.ready.pop(0))
+
+    def serve_all(self) -> None:
+        """Roster.serve_all: fill, then serve each worker, least busy first."""
+        self.fill()
+        for wid in [w.wid for w in sorted(self.workers, key=lambda w: len(w.held))]:
+            self.serve(wid)
+
+    def serve(self, wid: int) -> None:
+        """Roster._serve: ready tasks; if it is idle and none is ready, tasks taken back from a busy
+        worker; if there are none either and the pool is closing, its sentinel."""
+        worker = self.get(wid)
+        if worker.exited or worker.sentinels:
+            return
+        while self.ready and can_take(worker, self.config):
+            worker = self.hold(worker, self.ready.pop(0))
+        if worker.held or self.ready or retiring(worker, self.config):
+            return
+        if self.rebalance(wid):
+            return
+        if self.closing:
+            self.sentinels_sent.append(wid)
+            inbox = (*worker.inbox, SENTINEL) if worker.alive else ()
+            self.put(worker._replace(sentinels=worker.sentinels + 1, inbox=inbox))
+
+    def rebalance(self, idle_wid: int) -> bool:
+        """Take back the unstarted tasks of the busiest worker that has some, and hand them out."""
+        if "no_take_back" in self.config.bugs:
+            return False
+        busy = sorted(
+            (w for w in self.workers if w.wid != idle_wid and len(w.held) >= 2),
+            key=lambda w: len(w.held),
+            reverse=True,
+        )
+        for victim in busy:
+            back = self.take_back(victim)
+            if back:
+                self.ready[:0] = back
+                self.fill()
+                return True
+        return False
+
+    def take_back(self, victim: Worker) -> list[int]:
+        """Under the claim word's lock: read `claimed`, set `revoked` to the last number sent; every
+        held task numbered above `claimed` is the parent's again (WORK-6)."""
+        back = [task for number, task in victim.held if number > victim.claimed]
+        kept = tuple((number, task) for number, task in victim.held if number <= victim.claimed)
+        self.put(
+            victim._replace(
+                revoked=max(victim.revoked, victim.last_number),
+                held=kept,
+                handed=victim.handed - len(back),
+                # As Roster._take_back: one that finds nothing leaves the victim as it was.
+                stalled=bool(kept) if back else victim.stalled,
+            )
+        )
+        return back
+
+
 # --- transitions ----------------------------------------------------------
 
 
-def _settle(state: State, task: int, how: str) -> tuple[tuple[str, ...], ...]:
-    settled = list(state.settled)
-    settled[task] = (*settled[task], how)
-    return tuple(settled)
+def _settle(settled: tuple[tuple[str, ...], ...], task: int, how: str) -> tuple[tuple[str, ...], ...]:
+    ways = list(settled)
+    ways[task] = (*ways[task], how)
+    return tuple(ways)
 
 
 def _replace_worker(state: State, worker: Worker) -> tuple[Worker, ...]:
@@ -284,7 +488,8 @@ def _worker(state: State, wid: int | None) -> Worker:
 
 
 def _exited(worker: Worker) -> Worker:
-    return worker._replace(alive=False, inbox=())  # what is still in its inbox is never read
+    # What is still in its inbox is never read; the claim word keeps its counters.
+    return worker._replace(alive=False, inbox=(), running=None, checked=False)
 
 
 def _submit(state: State, action: Action, config: Config) -> State:
@@ -301,43 +506,66 @@ def _terminate(state: State, action: Action, config: Config) -> State:
         (ways or ("terminated",)) if task < state.submitted else ways
         for task, ways in enumerate(state.settled)
     )
-    killed = tuple(_exited(w)._replace(held=None, outbox=()) for w in state.workers)
-    return state._replace(pool=TERMINATE, workers=killed, settled=settled, notified=False)
+    # Nothing happens after this but join(): of each worker, keep only what the invariants read.
+    killed = tuple(_fresh_worker(w.wid, False, w.handed, w.sentinels) for w in state.workers)
+    return state._replace(pool=TERMINATE, workers=killed, ready=(), settled=settled, notified=False)
 
 
 def _join(state: State, action: Action, config: Config) -> State:
     return state._replace(joined=True)
 
 
-def _hand_out(state: State, action: Action, config: Config) -> State:
-    """Record the task as held by the worker, then send it (WORK-3)."""
-    assert action.task is not None
+def _offer(state: State, action: Action, config: Config) -> State:
+    """Roster.offer: to the least busy worker that can take it if nothing is ready, else to `ready`."""
+    roster = _Roster(state, config)
+    worker = None if roster.ready else roster.least_busy()
+    if worker is None:
+        roster.ready.append(state.offered)
+    else:
+        roster.hold(worker, state.offered)
+    return roster.freeze(state)._replace(offered=state.offered + 1)
+
+
+def _begin_closing(state: State, action: Action, config: Config) -> State:
+    """Roster.begin_closing: every task has been offered; idle workers get their sentinels."""
+    roster = _Roster(state, config)
+    roster.closing = True
+    roster.serve_all()
+    if "one_sentinel_too_few" in config.bugs and roster.sentinels_sent:
+        w = roster.get(roster.sentinels_sent[-1])
+        roster.put(w._replace(sentinels=w.sentinels - 1, inbox=w.inbox[:-1]))
+    return roster.freeze(state)
+
+
+def _claim(state: State, action: Action, config: Config) -> State:
+    """The worker claims its next task: `claimed` = its number; it starts it (WORK-6)."""
     w = _worker(state, action.worker)
-    inbox = (*w.inbox, action.task) if w.alive else ()
-    w = w._replace(held=action.task, handed=w.handed + 1, inbox=inbox)
-    return state._replace(workers=_replace_worker(state, w), handed_out=state.handed_out + 1)
+    head = w.inbox[0]
+    assert not isinstance(head, str), "a claim of the sentinel"
+    number, task = head
+    w = w._replace(inbox=w.inbox[1:], claimed=number, running=task, checked=False)
+    started = list(state.started)
+    started[task] = min(started[task] + 1, 2)  # twice is once too many; more would be endless states
+    return state._replace(workers=_replace_worker(state, w), started=tuple(started))
 
 
-def _send_sentinels(state: State, action: Action, config: Config) -> State:
-    """One sentinel to each worker that will not exit by itself (Roster.begin_shutdown, SHUT-2)."""
-    need = [w.wid for w in state.workers if not retiring(w, config) and w.sentinels == 0]
-    if "one_sentinel_too_few" in config.bugs:
-        need = need[:-1]
+def _read_revoked(state: State, action: Action, config: Config) -> State:
+    """claim_without_lock: the first half of a claim, `revoked` read and found below the number."""
+    w = _worker(state, action.worker)
+    return state._replace(workers=_replace_worker(state, w._replace(checked=True)))
 
-    def sent(w: Worker) -> Worker:
-        inbox = (*w.inbox, SENTINEL) if w.alive else ()
-        return w._replace(sentinels=w.sentinels + 1, inbox=inbox)
 
-    workers = tuple(sent(w) if w.wid in need else w for w in state.workers)
-    return state._replace(workers=workers, shutdown_begun=True)
+def _skip(state: State, action: Action, config: Config) -> State:
+    """The worker's next task is numbered <= `revoked`: taken back, it runs elsewhere (WORK-6)."""
+    w = _worker(state, action.worker)
+    return state._replace(workers=_replace_worker(state, w._replace(inbox=w.inbox[1:])))
 
 
 def _run(state: State, action: Action, config: Config) -> State:
-    """Take a task, run it, send its outcome; exit after maxtasksperchild tasks (WORK-4)."""
+    """Run the claimed task and send its outcome; exit after maxtasksperchild tasks (WORK-4)."""
     w = _worker(state, action.worker)
-    task = w.inbox[0]
-    assert isinstance(task, int)
-    w = w._replace(inbox=w.inbox[1:], outbox=(*w.outbox, task), done=w.done + 1)
+    assert w.running is not None
+    w = w._replace(running=None, outbox=(*w.outbox, w.running), done=w.done + 1)
     if config.maxtasks is not None and w.done >= config.maxtasks:
         w = _exited(w)
     return state._replace(workers=_replace_worker(state, w))
@@ -353,35 +581,57 @@ def _crash(state: State, action: Action, config: Config) -> State:
 
 
 def _read_outcome(state: State, action: Action, config: Config) -> State:
-    """Free the worker's hold on the task, then settle it (ResultHandler._on_outcome)."""
+    """Roster.settle: free the worker's hold on the task, serve the worker; settle the task."""
     w = _worker(state, action.worker)
     task = w.outbox[0]
-    w = w._replace(outbox=w.outbox[1:], held=None if w.held == task else w.held)
-    return state._replace(workers=_replace_worker(state, w), settled=_settle(state, task, "ok"))
+    held = tuple(h for h in w.held if h[1] != task)
+    roster = _Roster(state, config)
+    w = roster.put(w._replace(outbox=w.outbox[1:], held=held, stalled=w.stalled and bool(held)))
+    if not w.exited:
+        roster.serve(w.wid)
+    return roster.freeze(state)._replace(settled=_settle(state.settled, task, "ok"))
+
+
+def _see_exit(state: State, action: Action, config: Config) -> State:
+    """Roster.exited: the worker is seen gone; reading what it sent frees it for nothing new."""
+    w = _worker(state, action.worker)
+    return state._replace(workers=_replace_worker(state, w._replace(exited=True)))
 
 
 def _reap(state: State, action: Action, config: Config) -> State:
-    """Remove an exited worker, fail what it held (LOST-1), tell the worker handler."""
+    """Roster.remove: the oldest task it held fails (LOST-1); the ones behind it never started and
+    go to the front of `ready` (LOST-3); serve every worker; tell the worker handler."""
     w = _worker(state, action.worker)
+    tasks = [task for _, task in w.held]
+    lost, requeued = tasks[:1], tasks[1:]
+    if "drop_task_on_crash" in config.bugs:
+        lost = []
+    if "fail_all_on_crash" in config.bugs:
+        lost, requeued = tasks, []
+    roster = _Roster(state, config)
+    roster.workers = [x for x in roster.workers if x.wid != w.wid]
+    roster.ready[:0] = requeued
+    roster.serve_all()
     settled = state.settled
-    if w.held is not None and "drop_task_on_crash" not in config.bugs:
-        settled = _settle(state, w.held, "lost")
-    workers = tuple(x for x in state.workers if x.wid != w.wid)
-    return state._replace(workers=workers, settled=settled, notified=True)
+    for task in lost:
+        settled = _settle(settled, task, "lost")
+    lost_at_once = max(state.lost_at_once, len(lost)) if len(lost) > 1 else state.lost_at_once
+    return roster.freeze(state)._replace(settled=settled, notified=True, lost_at_once=lost_at_once)
 
 
 def _start_workers(state: State, action: Action, config: Config) -> State:
-    """Start workers until there are `workers` again, if the pool may grow (Roster.missing)."""
-    allowed = may_grow(state) or ("start_after_close" in config.bugs and state.pool != TERMINATE)
-    missing = config.workers - len(state.workers) if allowed else 0
-    workers = list(state.workers)
-    taken = {w.wid for w in workers}
-    free = (wid for wid in range(config.workers + len(workers)) if wid not in taken)
-    workers.extend(_fresh_worker(next(free)) for _ in range(missing))
-    late = missing if not may_grow(state) else 0
-    return state._replace(
-        workers=tuple(sorted(workers)), notified=False, late_starts=state.late_starts + late
-    )
+    """WorkerHandler.maintain: start what `workers_to_start` allows, then serve every worker."""
+    allowed = _workers_to_start(state, config)
+    missing = allowed
+    if "start_after_close" in config.bugs and state.pool != TERMINATE:
+        missing = config.workers - len(state.workers)
+    roster = _Roster(state, config)
+    taken = {w.wid for w in state.workers}
+    free = (wid for wid in range(config.workers + len(taken)) if wid not in taken)
+    roster.workers += [_fresh_worker(next(free)) for _ in range(missing)]
+    roster.serve_all()
+    late_starts = max(state.late_starts, missing - allowed)  # the most at once: the state space stays finite
+    return roster.freeze(state)._replace(notified=False, late_starts=late_starts)
 
 
 Transition = Callable[[State, Action, Config], State]
@@ -391,12 +641,16 @@ TRANSITIONS: Final[dict[str, Transition]] = {
     "close": _close,
     "terminate": _terminate,
     "join": _join,
-    "hand_out": _hand_out,
-    "send_sentinels": _send_sentinels,
+    "offer": _offer,
+    "begin_closing": _begin_closing,
+    "claim": _claim,
+    "read_revoked": _read_revoked,
+    "skip": _skip,
     "run": _run,
     "exit": _exit,
     "crash": _crash,
     "read_outcome": _read_outcome,
+    "see_exit": _see_exit,
     "reap": _reap,
     "start_workers": _start_workers,
 }
@@ -418,12 +672,20 @@ def step(state: State, action: Action, config: Config) -> State:
 # Invariants (spec clause IDs):
 # WORK-1 the roster never has more than `workers` workers, and has exactly that many whenever
 #        the pool may grow and no reaped worker is waiting to be replaced;
-# WORK-2 no worker starts after the sentinels were sent or after terminate;
-# WORK-3 each handed-out unsettled task is held by exactly one worker, and a task held by a worker
-#        is in its inbox, running or in its outbox; no worker is handed more than maxtasks;
-# SHUT-1 sentinels only after close and after the last task was handed out;
-# SHUT-2 no worker is sent two sentinels; once shutdown began, exactly the workers that will not
-#        exit by themselves have been sent one;
+# WORK-2 no worker starts after terminate, and once closing no more than there are ready tasks;
+# WORK-3 each task is held by at most one worker; each handed-out unsettled task not in `ready`
+#        by exactly one; a live worker has every task it holds in its inbox, running or in its
+#        outbox; a worker holds at most `depth` tasks and is handed at most maxtasks, net;
+# WORK-5 a task waits in `ready` only while no worker can take it; while a worker is idle,
+#        every task another worker holds, other than its oldest, has been claimed;
+# WORK-6 no task starts twice; a task in `ready` (taken back, or left by a dead worker,
+#        LOST-3) has not started;
+# LOST-3 a worker's death fails at most one task, and a clean exit none; once all a dead worker
+#        sent has been read, no task it holds behind its oldest has started;
+# SHUT-1 a sentinel goes only to a worker that holds nothing, once the pool is closing (closed,
+#        every task offered), and no task follows it;
+# SHUT-2 no worker is sent two sentinels, nor one it does not need (it retires by maxtasks);
+#        once closing, every idle worker has been sent its sentinel;
 # JOB-1  no task is settled twice, and none before it was submitted.
 
 
@@ -441,50 +703,126 @@ def _work_1(state: State, config: Config) -> list[str]:
 
 def _work_2(state: State, config: Config) -> list[str]:
     if state.late_starts:
-        return [f"WORK-2: {state.late_starts} worker(s) started after shutdown began or after terminate"]
+        return [
+            f"WORK-2: the worker handler started {state.late_starts} worker(s) more than allowed: "
+            f"none after terminate, and once closing no more than the tasks that wait in ready"
+        ]
     return []
 
 
 def _work_3(state: State, config: Config) -> list[str]:
     found = []
-    for task in range(state.submitted):
-        holders = [w.wid for w in state.workers if w.held == task]
-        handed = task < state.handed_out
-        if handed and not state.settled[task] and len(holders) != 1:
-            found.append(f"WORK-3: task {task} is handed out and unsettled but held by workers {holders}")
-        if (state.settled[task] or not handed) and holders:
-            found.append(f"WORK-3: task {task} is settled or not handed out, yet held by workers {holders}")
+    holders: dict[int, list[int]] = {}
     for w in state.workers:
-        carried = [t for t in (*w.inbox, *w.outbox) if t != SENTINEL]
-        if any(t != w.held for t in carried) or len(carried) > 1:
-            found.append(f"WORK-3: worker {w.wid} carries tasks {carried} but holds {w.held}")
+        for _, task in w.held:
+            holders.setdefault(task, []).append(w.wid)
+    for task in range(state.submitted):
+        held_by = holders.get(task, [])
+        waiting = task in state.ready
+        if len(held_by) > 1:
+            found.append(f"WORK-3: task {task} is held by workers {held_by}")
+        if task < state.offered and not state.settled[task] and not waiting and len(held_by) != 1:
+            found.append(f"WORK-3: task {task} is handed out and unsettled but held by workers {held_by}")
+        if (state.settled[task] or waiting) and held_by:
+            where = "settled" if state.settled[task] else "in ready"
+            found.append(f"WORK-3: task {task} is {where}, yet held by workers {held_by}")
+    for w in state.workers:
+        if len(w.held) > config.depth:
+            found.append(f"WORK-3: worker {w.wid} holds {len(w.held)} tasks, more than depth={config.depth}")
         if config.maxtasks is not None and w.handed > config.maxtasks:
             found.append(f"WORK-3: worker {w.wid} was handed {w.handed} tasks, maxtasks={config.maxtasks}")
+        if w.alive:
+            carried = {item[1] for item in w.inbox if isinstance(item, tuple)} | set(w.outbox)
+            missing = [task for _, task in w.held if task not in carried and task != w.running]
+            if missing:
+                found.append(f"WORK-3: worker {w.wid} holds tasks {missing} it was never sent")
+    return found
+
+
+def _work_5(state: State, config: Config) -> list[str]:
+    if state.pool == TERMINATE:
+        return []
+    found = []
+    if state.ready:
+        takers = [w.wid for w in state.workers if can_take(w, config)]
+        if takers:
+            found.append(
+                f"WORK-5: tasks {list(state.ready)} wait in ready, yet workers {takers} can take them"
+            )
+    for w in state.workers:
+        if not idle(w, config):
+            continue
+        for other in state.workers:
+            behind = [task for number, task in other.held[1:] if number > other.claimed]
+            if behind:
+                found.append(
+                    f"WORK-5: worker {w.wid} is idle while worker {other.wid} holds tasks {behind} "
+                    f"unstarted behind its oldest"
+                )
+    return found
+
+
+def _work_6(state: State, config: Config) -> list[str]:
+    found = [f"WORK-6: task {task} started twice" for task, n in enumerate(state.started) if n > 1]
+    found += [
+        f"WORK-6: task {task} waits in ready to be handed out again, but it has started"
+        for task in state.ready
+        if state.started[task]
+    ]
+    return found
+
+
+def _lost_3(state: State, config: Config) -> list[str]:
+    found = []
+    if state.lost_at_once:
+        found.append(f"LOST-3: one worker's death failed {state.lost_at_once} tasks; it may fail one")
+    lost = sum(ways.count("lost") for ways in state.settled)
+    if lost > state.crashes:
+        found.append(
+            f"LOST-3: {lost} tasks failed as lost, but {state.crashes} worker(s) died: "
+            f"a death fails at most one task, and a worker that exits by itself none"
+        )
+    for w in state.workers:
+        if not w.alive and not w.outbox:
+            behind = [task for _, task in w.held[1:] if state.started[task]]
+            if behind:
+                found.append(
+                    f"LOST-3: worker {w.wid} has exited and all it sent has been read, yet tasks "
+                    f"{behind} it holds behind its oldest have started"
+                )
     return found
 
 
 def _shut_1(state: State, config: Config) -> list[str]:
-    sent = state.shutdown_begun or any(w.sentinels for w in state.workers)
-    if sent and (state.pool == RUN or state.handed_out < state.submitted):
-        return [
-            f"SHUT-1: sentinels sent in {state.pool} with {state.handed_out} of "
-            f"{state.submitted} tasks handed out"
-        ]
-    return []
+    found = []
+    if state.closing and (state.pool == RUN or state.offered < state.submitted):
+        found.append(
+            f"SHUT-1: closing in {state.pool} with {state.offered} of {state.submitted} tasks offered"
+        )
+    for w in state.workers:
+        if not w.sentinels:
+            continue
+        if not state.closing:
+            found.append(f"SHUT-1: worker {w.wid} was sent a sentinel before the pool was closing")
+        if w.held:
+            found.append(f"SHUT-1: worker {w.wid} was sent a sentinel, yet holds tasks {list(w.held)}")
+        if SENTINEL in w.inbox and w.inbox[-1] != SENTINEL:
+            found.append(f"SHUT-1: worker {w.wid} has a task behind its sentinel: {w.inbox}")
+    return found
 
 
 def _shut_2(state: State, config: Config) -> list[str]:
-    found = [
-        f"SHUT-2: worker {w.wid} was sent {w.sentinels} sentinels" for w in state.workers if w.sentinels > 1
-    ]
-    if state.shutdown_begun:
-        for w in state.workers:
-            expected = 0 if retiring(w, config) else 1
-            if w.sentinels != expected:
-                found.append(
-                    f"SHUT-2: after shutdown began worker {w.wid} (handed {w.handed} tasks, "
-                    f"maxtasks={config.maxtasks}) has {w.sentinels} sentinels, not {expected}"
-                )
+    found = []
+    for w in state.workers:
+        if w.sentinels > 1:
+            found.append(f"SHUT-2: worker {w.wid} was sent {w.sentinels} sentinels")
+        if w.sentinels and retiring(w, config):
+            found.append(
+                f"SHUT-2: worker {w.wid} was sent a sentinel, but it retires by itself "
+                f"(handed {w.handed} tasks, maxtasks={config.maxtasks})"
+            )
+        if state.closing and state.pool != TERMINATE and idle(w, config):
+            found.append(f"SHUT-2: the pool is closing and worker {w.wid} is idle, but has no sentinel")
     return found
 
 
@@ -502,6 +840,9 @@ INVARIANTS: Final[tuple[Callable[[State, Config], list[str]], ...]] = (
     _work_1,
     _work_2,
     _work_3,
+    _work_5,
+    _work_6,
+    _lost_3,
     _shut_1,
     _shut_2,
     _job_1,
@@ -527,7 +868,8 @@ def final_violations(state: State, config: Config) -> list[str]:
         alive = [w.wid for w in state.workers if w.alive]
         found.append(
             f"SHUT-4: deadlock: the pool is {state.pool} and can do nothing more, but join() "
-            f"would wait for workers {[w.wid for w in state.workers]} (alive: {alive})"
+            f"would wait for workers {[w.wid for w in state.workers]} (alive: {alive}) "
+            f"and ready tasks {list(state.ready)}"
         )
     found += [f"SHUT-3: worker {w.wid} never exits" for w in state.workers if w.alive]
     found += [f"JOB-1: task {t} never settles" for t in range(state.submitted) if not state.settled[t]]
