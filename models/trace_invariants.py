@@ -20,6 +20,7 @@ from refpool.observer import (
     ShutdownBegun,
     StateChanged,
     TaskHandedOut,
+    TaskTakenBack,
     WorkerExited,
     WorkerStarted,
 )
@@ -31,25 +32,32 @@ TaskKey = tuple[int, int]
 class TraceState:
     processes: int
     maxtasks: int | None
-    depth: int = 1
+    depth: int
     state: PoolState = PoolState.INIT
     closed: bool = False  # close() was called (the state may have moved on to TERMINATE)
+    closing: bool = False  # ShutdownBegun: every task has been offered
     live: set[int] = field(default_factory=set)
     ever_started: set[int] = field(default_factory=set)
-    held: dict[int, set[TaskKey]] = field(default_factory=dict)
-    handed_out: dict[int, int] = field(default_factory=dict)
+    started_while_closing: set[int] = field(default_factory=set)
+    held: dict[int, list[TaskKey]] = field(default_factory=dict)  # in hand-out order
+    handed_out: dict[int, int] = field(default_factory=dict)  # net of take-backs
+    ever_handed: dict[int, int] = field(default_factory=dict)
     handed: set[TaskKey] = field(default_factory=set)
+    waiting: set[TaskKey] = field(default_factory=set)  # taken back or requeued, not handed out again
     ended: set[TaskKey] = field(default_factory=set)  # delivered, or lost with its worker
-    shutdown: ShutdownBegun | None = None
     sentinels: dict[int, int] = field(default_factory=dict)
+    exits: dict[int, int | None] = field(default_factory=dict)  # exit codes of the workers gone
     violations: list[str] = field(default_factory=list)
 
     def fail(self, message: str) -> None:
         self.violations.append(message)
 
+    def retiring(self, worker: int) -> bool:
+        return self.maxtasks is not None and self.handed_out.get(worker, 0) >= self.maxtasks
+
 
 def check_trace(
-    trace: Iterable[Observation], processes: int, maxtasks: int | None, depth: int = 1
+    trace: Iterable[Observation], processes: int, maxtasks: int | None, depth: int
 ) -> TraceState:
     """Replay the trace; the returned state lists the violations found on the way."""
     book = TraceState(processes, maxtasks, depth)
@@ -65,57 +73,106 @@ def _apply(book: TraceState, seen: Observation) -> None:
         book.state = seen.after
         book.closed = book.closed or seen.after is PoolState.CLOSE
     elif isinstance(seen, WorkerStarted):
-        if book.shutdown is not None or book.state is PoolState.TERMINATE:
-            book.fail(f"WORK-2: worker {seen.worker_id} started after shutdown began or terminate")
-        if seen.worker_id in book.ever_started:
-            book.fail(f"WORK-1: worker id {seen.worker_id} started twice")
-        book.live.add(seen.worker_id)
-        book.ever_started.add(seen.worker_id)
-        book.held[seen.worker_id] = set()
-        if len(book.live) > book.processes:
-            book.fail(f"WORK-1: {len(book.live)} live workers, more than processes={book.processes}")
+        _start(book, seen)
     elif isinstance(seen, TaskHandedOut):
         _hand_out(book, seen)
+    elif isinstance(seen, TaskTakenBack):
+        key = (seen.job_id, seen.position)
+        if _release(book, seen.worker_id, key, "taken back from"):
+            book.handed_out[seen.worker_id] -= 1
+        book.waiting.add(key)
     elif isinstance(seen, OutcomeDelivered):
         key = (seen.job_id, seen.position)
-        if key not in book.held.get(seen.worker_id, set()):
-            book.fail(f"WORK-3: outcome of task {key} from worker {seen.worker_id}, which did not hold it")
+        # A task taken back and run anyway fails here: it has run twice (WORK-6).
+        _release(book, seen.worker_id, key, "outcome from")
         _end(book, key)
-        book.held.get(seen.worker_id, set()).discard(key)
     elif isinstance(seen, WorkerExited):
-        held = book.held.pop(seen.worker_id, set())
-        if set(seen.lost) != held:
-            lost = sorted(seen.lost)
-            book.fail(f"LOST-1: worker {seen.worker_id} exited holding {sorted(held)}, reported lost {lost}")
-        for key in seen.lost:
-            _end(book, key)
-        book.live.discard(seen.worker_id)
+        _exit(book, seen)
     elif isinstance(seen, ShutdownBegun):
-        _begin_shutdown(book, seen)
+        if book.closing:
+            book.fail("SHUT-1: shutdown began twice")
+        if not book.closed:
+            book.fail(f"SHUT-1: shutdown began in state {book.state}, before close()")
+        book.closing = True
     elif isinstance(seen, SentinelSent):
-        book.sentinels[seen.worker_id] = book.sentinels.get(seen.worker_id, 0) + 1
-        if book.sentinels[seen.worker_id] > 1:
-            book.fail(f"SHUT-2: worker {seen.worker_id} was sent a second sentinel")
-        if book.shutdown is None or seen.worker_id not in book.shutdown.sentinel_to:
-            book.fail(f"SHUT-2: sentinel to worker {seen.worker_id}, which was not due one")
+        _sentinel(book, seen)
+
+
+def _release(book: TraceState, worker: int, key: TaskKey, what: str) -> bool:
+    """The worker holds the task no more; False (and a violation) if it did not hold it."""
+    held = book.held.get(worker, [])
+    if key not in held:
+        book.fail(f"WORK-6: task {key} {what} worker {worker}, which did not hold it")
+        return False
+    held.remove(key)
+    return True
+
+
+def _start(book: TraceState, seen: WorkerStarted) -> None:
+    if book.state is PoolState.TERMINATE:
+        book.fail(f"WORK-2: worker {seen.worker_id} started after terminate")
+    if seen.worker_id in book.ever_started:
+        book.fail(f"WORK-1: worker id {seen.worker_id} started twice")
+    book.live.add(seen.worker_id)
+    book.ever_started.add(seen.worker_id)
+    book.held[seen.worker_id] = []
+    if book.closing:
+        book.started_while_closing.add(seen.worker_id)
+    if len(book.live) > book.processes:
+        book.fail(f"WORK-1: {len(book.live)} live workers, more than processes={book.processes}")
 
 
 def _hand_out(book: TraceState, seen: TaskHandedOut) -> None:
     key = (seen.job_id, seen.position)
     worker = seen.worker_id
-    if book.shutdown is not None:
-        book.fail(f"SHUT-1: task {key} handed out after the sentinels")
+    if book.sentinels.get(worker):
+        book.fail(f"SHUT-1: task {key} handed to worker {worker} after its sentinel")
     if worker not in book.live:
         book.fail(f"WORK-3: task {key} handed to worker {worker}, which is not live")
-    if key in book.handed:
-        book.fail(f"WORK-3: task {key} handed out twice")
+    if key in book.handed and key not in book.waiting:
+        book.fail(f"WORK-3: task {key} handed out twice, never taken back")
     book.handed.add(key)
-    book.held.setdefault(worker, set()).add(key)
-    if len(book.held[worker]) > book.depth:
-        book.fail(f"WORK-3: worker {worker} holds {len(book.held[worker])} tasks, more than {book.depth}")
+    book.waiting.discard(key)
+    held = book.held.setdefault(worker, [])
+    held.append(key)
+    if len(held) > book.depth:
+        book.fail(f"WORK-3: worker {worker} holds {len(held)} tasks, more than {book.depth}")
     book.handed_out[worker] = book.handed_out.get(worker, 0) + 1
+    book.ever_handed[worker] = book.ever_handed.get(worker, 0) + 1
     if book.maxtasks is not None and book.handed_out[worker] > book.maxtasks:
         book.fail(f"WORK-3: worker {worker} was handed more than maxtasksperchild={book.maxtasks}")
+
+
+def _exit(book: TraceState, seen: WorkerExited) -> None:
+    worker = seen.worker_id
+    held = book.held.pop(worker, [])
+    if list(seen.lost) + list(seen.requeued) != held:
+        book.fail(
+            f"LOST-1: worker {worker} exited holding {held}, reported lost {list(seen.lost)} "
+            f"and requeued {list(seen.requeued)}"
+        )
+    if len(seen.lost) > 1:
+        book.fail(f"LOST-3: worker {worker}'s death failed {len(seen.lost)} tasks: {list(seen.lost)}")
+    for key in seen.lost:
+        _end(book, key)
+    book.waiting.update(seen.requeued)
+    book.live.discard(worker)
+    book.exits[worker] = seen.exitcode
+
+
+def _sentinel(book: TraceState, seen: SentinelSent) -> None:
+    worker = seen.worker_id
+    book.sentinels[worker] = book.sentinels.get(worker, 0) + 1
+    if book.sentinels[worker] > 1:
+        book.fail(f"SHUT-2: worker {worker} was sent a second sentinel")
+    if not book.closing:
+        book.fail(f"SHUT-1: sentinel to worker {worker} before every task had been offered")
+    if book.held.get(worker):
+        book.fail(f"SHUT-1: sentinel to worker {worker} while it held {book.held[worker]}")
+    if book.retiring(worker):
+        book.fail(f"SHUT-2: sentinel to worker {worker}, which was handed its maxtasksperchild tasks")
+    if worker in book.started_while_closing and not book.ever_handed.get(worker):
+        book.fail(f"WORK-2: worker {worker} was started while closing, with no task waiting for it")
 
 
 def _end(book: TraceState, key: TaskKey) -> None:
@@ -126,32 +183,22 @@ def _end(book: TraceState, key: TaskKey) -> None:
     book.ended.add(key)
 
 
-def _begin_shutdown(book: TraceState, seen: ShutdownBegun) -> None:
-    if book.shutdown is not None:
-        book.fail("SHUT-2: shutdown began twice")
-    if not book.closed:
-        book.fail(f"SHUT-1: shutdown began in state {book.state}, before close()")
-    retiring = {w for w, n in book.handed_out.items() if book.maxtasks is not None and n >= book.maxtasks}
-    due = set(seen.live) - retiring
-    if set(seen.sentinel_to) != due:
-        book.fail(f"SHUT-2: sentinels due to {sorted(due)}, planned for {sorted(seen.sentinel_to)}")
-    if not set(seen.live) <= book.live:
-        book.fail(f"SHUT-2: shutdown counted workers {sorted(set(seen.live) - book.live)} that are not live")
-    book.shutdown = seen
-
-
 def check_final(book: TraceState) -> list[str]:
-    """What must hold once the pool has been joined (SHUT-3, SHUT-4, JOB-1)."""
+    """What must hold once the pool has been joined (SHUT-2, SHUT-3, SHUT-4, JOB-1)."""
     problems = list(book.violations)
     if book.live:
         problems.append(f"SHUT-3: workers {sorted(book.live)} never exited")
     if book.state is PoolState.CLOSE:
-        if book.shutdown is None:
-            problems.append("SHUT-1: the pool was joined after close() but never sent its sentinels")
+        if not book.closing:
+            problems.append("SHUT-1: the pool was joined after close() but never began to shut down")
         unended = book.handed - book.ended
         if unended:
             problems.append(f"JOB-1: tasks {sorted(unended)} were handed out and never ended")
-        unsent = [w for w in (book.shutdown.sentinel_to if book.shutdown else ()) if w not in book.sentinels]
-        if unsent:
-            problems.append(f"SHUT-2: workers {unsent} were due a sentinel and got none")
+        stranded = book.waiting - book.ended
+        if stranded:
+            problems.append(f"LOST-3: tasks {sorted(stranded)} were taken back and never ran")
+        for worker, exitcode in book.exits.items():
+            # A worker that exited by itself, neither dying nor retiring, did so on its sentinel.
+            if exitcode == 0 and not book.sentinels.get(worker) and not book.retiring(worker):
+                problems.append(f"SHUT-2: worker {worker} exited cleanly without a sentinel or its quota")
     return problems

@@ -56,6 +56,31 @@ def announce_and_wait(x: int, wait_on: int = 0) -> int:
     return x
 
 
+def wait_for_file(path: str, seconds: float = 30.0) -> str:
+    """A task the test holds until it creates `path` (any start method can reach a file)."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.005)
+    return path
+
+
+def report_and_wait_for_file(path: str) -> int:
+    """As wait_for_file, after telling the test (through the initializer's queue) which pid runs it."""
+    _queue.put(os.getpid())
+    wait_for_file(path)
+    return os.getpid()
+
+
+def current_thread_name(_: object = None) -> str:
+    return threading.current_thread().name
+
+
+def length(data: bytes) -> int:
+    return len(data)
+
+
 def exit_abruptly(code: int = 3) -> None:
     os._exit(code)
 
@@ -118,14 +143,6 @@ def record_initargs(*args: Any) -> None:
 
 def initialized_with(_: object = None) -> Any:
     return _initialized_with
-
-
-def count_up(limit: int, log: list[int] | None = None) -> Any:
-    """A generator that records how far it has been read."""
-    for i in range(limit):
-        if log is not None:
-            log.append(i)
-        yield i
 
 
 def raising_generator(good: int) -> Any:

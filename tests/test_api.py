@@ -5,15 +5,16 @@ from __future__ import annotations
 import multiprocessing
 import operator
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 import refpool
+from refpool.observer import Observation, OutcomeDelivered
 
 from pool_helpers import (
     MakePool,
     add,
-    count_up,
     fail_on,
     fail_with_value_error,
     identity,
@@ -106,13 +107,24 @@ def test_imap_next_with_timeout(make_pool: MakePool) -> None:
         it.next(timeout=WAIT)
 
 
-def test_imap_reads_its_input_only_as_workers_need_it(make_pool: MakePool) -> None:
-    """Checks API-5."""
-    pool = make_pool(1)
-    read: list[int] = []
-    it = pool.imap(identity, count_up(10_000, read))
-    assert [next(it) for _ in range(3)] == [0, 1, 2]
-    assert len(read) < 100  # CPython's imap reads all 10,000 first
+@pytest.mark.parametrize("processes", [1, 3])
+def test_imap_reads_its_input_only_as_workers_need_it(make_pool: MakePool, processes: int) -> None:
+    """Checks API-5: as each item is read, at most 65 + depth * processes items have been read
+    whose outcomes the pool has not delivered (the workers hold `depth` each, at most)."""
+    trace: list[Observation] = []
+    pool = make_pool(processes, observer=trace.append)
+    bound = 65 + pool._live_core().roster.depth * processes
+    ahead: list[int] = []
+
+    def items(count: int) -> Iterator[int]:
+        for i in range(count):
+            delivered = sum(1 for seen in list(trace) if isinstance(seen, OutcomeDelivered))
+            ahead.append(i - delivered)
+            yield i
+
+    assert list(pool.imap(identity, items(2_000))) == list(range(2_000))
+    assert max(ahead) <= bound  # CPython's imap reads all 2,000 first
+    assert max(ahead) > 1  # and still reads ahead of the workers: they never wait for input
 
 
 def test_imap_over_a_failing_input_stops_with_its_error(make_pool: MakePool) -> None:

@@ -105,7 +105,7 @@ def test_sys_exit_in_a_task_is_a_lost_worker_not_a_hang(make_process_pool: MakeP
 
 
 def test_imap_reports_the_lost_item_and_goes_on(make_process_pool: MakePool) -> None:
-    """Checks LOST-1, WORK-3."""
+    """Checks LOST-1, LOST-3, WORK-3."""
     pool = make_process_pool(1)
     it = pool.imap(kill_self_on, range(8))
     outcomes: list[object] = []
@@ -114,7 +114,8 @@ def test_imap_reports_the_lost_item_and_goes_on(make_process_pool: MakePool) -> 
             outcomes.append(it.next(timeout=WAIT))  # type: ignore[attr-defined]
         except refpool.WorkerLostError:
             outcomes.append("lost")
-    # A worker holds one task at a time: only the item it was running is lost.
+    # Only the item it was running is lost; those queued behind it run in its
+    # replacement (LOST-3).
     assert outcomes == [0, 1, 2, 3, 4, "lost", 6, 7]
 
 

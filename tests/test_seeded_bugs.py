@@ -13,9 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 import refpool
-from refpool.roster import Handout, Roster, TaskKey, WorkerRecord
+from refpool.roster import ReadyTask, Roster, WorkerRecord
 
 from pool_helpers import exit_abruptly, square
+from seeded import forget_one_sentinel
 
 SHORT = 3  # seconds: long enough for the correct pool, which answers in milliseconds
 
@@ -32,14 +33,14 @@ def test_without_task_ownership_a_lost_worker_hangs_its_job(
     monkeypatch: pytest.MonkeyPatch, fork_pool: refpool.Pool
 ) -> None:
     """Seeded bug: the roster forgets which worker holds a task (CPython's design). (LOST-1, WORK-3)"""
-    real_assign = Roster._assign
+    real_hold = Roster._hold
 
-    def forgetful_assign(self: Roster, record: WorkerRecord, key: TaskKey, wire: object) -> Handout:
-        handout = real_assign(self, record, key, wire)
-        record.held.pop(key)
-        return handout
+    def forgetful_hold(self: Roster, record: WorkerRecord, task: ReadyTask) -> int:
+        number = real_hold(self, record, task)
+        record.held.pop(task.key)
+        return number
 
-    monkeypatch.setattr(Roster, "_assign", forgetful_assign)
+    monkeypatch.setattr(Roster, "_hold", forgetful_hold)
     job = fork_pool.apply_async(exit_abruptly, (3,))
     # What test_lost_workers asserts (WorkerLostError promptly) now fails: the job hangs.
     with pytest.raises(multiprocessing.TimeoutError):
@@ -63,9 +64,8 @@ def test_without_replacement_the_worker_count_check_fails(
 def test_one_sentinel_too_few_makes_join_hang(
     monkeypatch: pytest.MonkeyPatch, fork_pool: refpool.Pool
 ) -> None:
-    """Seeded bug: the task handler sends one shutdown sentinel too few. (SHUT-2)"""
-    real = Roster.begin_shutdown
-    monkeypatch.setattr(Roster, "begin_shutdown", lambda self: real(self)[1:])
+    """Seeded bug: the roster sends one shutdown sentinel too few. (SHUT-2)"""
+    forget_one_sentinel(monkeypatch)
     assert fork_pool.map(square, range(4)) == [0, 1, 4, 9]
     fork_pool.close()
     joiner = threading.Thread(target=fork_pool.join, daemon=True)

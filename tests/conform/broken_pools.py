@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import refpool
-from refpool.roster import Roster
+from refpool.roster import Roster, WorkerRecord
 
 
 class IgnoresClose(refpool.ThreadPool):
@@ -63,13 +63,22 @@ class DropsAResult(refpool.ThreadPool):
         return super().map(func, iterable, chunksize)[:-1]
 
 
+class _ForgetsOneSentinel(Roster):
+    forgotten: WorkerRecord | None = None  # the first worker due a sentinel never gets it
+
+    def _send_sentinel(self, record: WorkerRecord, touched: list[WorkerRecord]) -> None:
+        if self.forgotten is None:
+            self.forgotten = record
+        if record is not self.forgotten:
+            super()._send_sentinel(record, touched)
+
+
 class OneSentinelTooFew(refpool.Pool):
-    """The task handler sends one shutdown sentinel too few, so join() waits forever (SHUT-2, SHUT-4)."""
+    """The roster sends one shutdown sentinel too few, so join() waits forever (SHUT-2, SHUT-4)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        roster = self._live_core().roster
-        roster.begin_shutdown = lambda: Roster.begin_shutdown(roster)[1:]  # type: ignore[method-assign]
+        self._live_core().roster.__class__ = _ForgetsOneSentinel
 
 
 class CrashesOnClose(refpool.ThreadPool):

@@ -4,7 +4,8 @@ Each module is checked by `crosshair check --analysis_kind=PEP316` in a
 subprocess under an outer timeout: CrossHair's own --per_condition_timeout
 counts CPU time, not waiting (PITFALLS.md). The contracts pin down LIFE-2,
 LIFE-3, LIFE-4 (lifecycle.py), API-2, API-3 (chunking.py), WORK-1, WORK-2,
-WORK-3, WORK-4, WORK-5, SHUT-2 (roster.py), JOB-1, JOB-6, API-4 (jobs.py).
+WORK-3, WORK-4, WORK-5, WORK-7, SHUT-1, SHUT-2 (roster.py), WORK-6
+(claims.py), JOB-1, JOB-6, API-4 (jobs.py).
 The whole file takes about 50 s on two cores.
 """
 
@@ -23,11 +24,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MUTANTS = Path(__file__).resolve().parent / "mutants"
 
-# CPU seconds per postcondition. Every contract but release_in_order's is
-# confirmed over all paths in well under a second; release_in_order loops over
-# a symbolic dict, so it has no end of paths and uses its whole budget on each
-# of its six postconditions. 4 s finds the seeded release_in_order bug in a
-# few of them.
+# CPU seconds per postcondition. Every contract but release_in_order's and
+# taken_back's is confirmed over all paths in well under a second; those two
+# loop over a symbolic dict or list, so they have no end of paths and use their
+# whole budget on each of their postconditions. 4 s finds the seeded
+# release_in_order bug in a few of them.
 PER_CONDITION_TIMEOUT = 4.0
 OUTER_TIMEOUT = 100  # wall-clock seconds for one crosshair run
 
@@ -45,13 +46,16 @@ CONTRACTS: dict[str, dict[str, bool]] = {
         "can_take": True,
         "needs_sentinel": True,
     },
+    # taken_back loops over a symbolic list, as release_in_order over a dict: no end of paths.
+    "refpool/claims.py": {"may_start": True, "taken_back": False},
     "refpool/jobs.py": {"chunk_done": True, "release_in_order": False},
 }
 
 # Each mutant is a copy of a real function with one seeded bug, and must be refuted.
 MUTANTS_REFUTED = {
     "bad_chunking.py": ("refpool/chunking.py", "default_chunksize"),  # API-3: ceiling off by one
-    "bad_roster.py": ("refpool/roster.py", "workers_to_start"),  # WORK-2: a worker after shutdown
+    "bad_roster.py": ("refpool/roster.py", "workers_to_start"),  # WORK-2: a worker for no task
+    "bad_claims.py": ("refpool/claims.py", "may_start"),  # WORK-6: a taken-back task started
     "bad_lifecycle.py": ("refpool/lifecycle.py", "next_state"),  # LIFE-2: close() undoes terminate()
     "bad_jobs.py": ("refpool/jobs.py", "release_in_order"),  # JOB-1: an outcome released twice
 }

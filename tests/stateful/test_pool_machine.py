@@ -3,8 +3,8 @@
 Rules are named like the Pool methods, so a shrunk failure prints as a script
 a reader can run. After every step the pool's state must be the model's
 (LIFE-2, LIFE-3), and the pool's observed trace must keep the spec's
-invariants (models/trace_invariants.py: WORK-1, WORK-2, WORK-3, SHUT-1,
-SHUT-2, LOST-1, JOB-1). Every job must end as the model says (API-1, API-2,
+invariants (models/trace_invariants.py: WORK-1, WORK-2, WORK-3, WORK-6,
+SHUT-1, SHUT-2, LOST-1, LOST-3, JOB-1). Every job must end as the model says (API-1, API-2,
 API-4, JOB-1), or with WorkerLostError exactly when the trace says its
 worker died holding it (LOST-1), or with PoolTerminatedError after terminate
 (SHUT-5). Every blocking call has its own timeout (PITFALLS.md).
@@ -74,6 +74,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.model = ApiModel()
         self.pending: list[Pending] = []
         self.maxtasks: int | None = None
+        self.depth = 1
         self.pool: refpool.Pool
 
     @initialize(maxtasks=st.sampled_from([None, 1, 3]))
@@ -81,10 +82,12 @@ class PoolMachine(RuleBasedStateMachine):
         observe = self.trace.append
         if self.kind == "thread":
             self.pool = refpool.ThreadPool(PROCESSES, observer=observe)
+            self.depth = self.pool._live_core().roster.depth
         else:
             self.maxtasks = maxtasks
             context = multiprocessing.get_context(self.kind)
             self.pool = refpool.Pool(PROCESSES, maxtasksperchild=maxtasks, context=context, observer=observe)
+        self.depth = self.pool._live_core().roster.depth
 
     # --- the caller's calls ---------------------------------------------
     @rule(x=st.integers(0, 9), bad=bad_item)
@@ -143,7 +146,7 @@ class PoolMachine(RuleBasedStateMachine):
         """WORK-1: once settled, a running pool has exactly `processes` live workers."""
         deadline = time.monotonic() + WAIT
         while True:
-            book = check_trace(self.trace, PROCESSES, self.maxtasks)
+            book = check_trace(self.trace, PROCESSES, self.maxtasks, self.depth)
             alive = [h for h in self.pool._live_core().roster.handles() if h.is_alive()]
             if len(book.live) == len(alive) == PROCESSES:
                 return
@@ -199,7 +202,7 @@ class PoolMachine(RuleBasedStateMachine):
     @invariant()
     def trace_keeps_the_invariants(self) -> None:
         if hasattr(self, "pool"):
-            book = check_trace(self.trace, PROCESSES, self.maxtasks)
+            book = check_trace(self.trace, PROCESSES, self.maxtasks, self.depth)
             require(not book.violations, "; ".join(book.violations))
 
     def teardown(self) -> None:
@@ -303,7 +306,7 @@ class PoolMachine(RuleBasedStateMachine):
         require(not any(h.is_alive() for h in core.roster.handles()), "SHUT-3: a worker outlived join()")
         threads = (core.worker_handler.thread, core.task_handler.thread, core.result_handler.thread)
         require(not any(t.is_alive() for t in threads), "SHUT-4: a handler thread outlived join()")
-        book = check_trace(self.trace, PROCESSES, self.maxtasks)
+        book = check_trace(self.trace, PROCESSES, self.maxtasks, self.depth)
         problems = check_final(book)
         if self._terminated():  # killed workers are not reported one by one (SHUT-5)
             problems = [p for p in problems if not p.startswith("SHUT-3")]

@@ -7,18 +7,19 @@ quick), and expects it to fail with the clause the bug breaks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from typing import Any
 
 import pytest
-import test_pool_machine
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
 from refpool import roster as roster_module
-from refpool.core import PoolCore
-from refpool.roster import Roster, WorkerRecord
+from refpool.claims import SharedClaimWord
+from refpool.roster import Handout, Roster
+
+import test_pool_machine
+from seeded import forget_one_sentinel
 
 QUICK = settings(
     max_examples=300,
@@ -42,43 +43,48 @@ def expect_caught(monkeypatch: pytest.MonkeyPatch, *clauses: str) -> None:
     assert any(clause in message for message in seen for clause in clauses), seen
 
 
-def patch(
-    monkeypatch: pytest.MonkeyPatch, name: str, make: Callable[[Callable[..., object]], object]
-) -> None:
-    monkeypatch.setattr(Roster, name, make(getattr(Roster, name)))
-
-
 @pytest.mark.timeout(600)
 def test_one_sentinel_too_few_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Checks that SHUT-2 is enforced by the stateful test."""
-    patch(monkeypatch, "begin_shutdown", lambda real: lambda self: real(self)[1:])
+    forget_one_sentinel(monkeypatch)
     expect_caught(monkeypatch, "SHUT-")
 
 
 @pytest.mark.timeout(600)
 def test_a_worker_started_after_shutdown_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Checks that WORK-2 is enforced by the stateful test."""
-    # Both guards go: the roster's count, and the worker handler stopping at shutdown.
+    """Checks that WORK-2 is enforced by the stateful test: workers are started in CLOSE
+    though no task waits for one."""
     monkeypatch.setattr(
         roster_module,
         "workers_to_start",
-        lambda processes, live, begun, terminating: 0 if terminating else processes - live,
+        lambda processes, live, closing, waiting, terminating: 0 if terminating else processes - live,
     )
-    monkeypatch.setattr(PoolCore, "_after_shutdown", lambda self: None)
-    # The late worker gets no sentinel, so join() may hang before the trace is read.
+    # Each late worker is sent its sentinel, exits, and is replaced: join() may hang, too.
     expect_caught(monkeypatch, "WORK-2", "SHUT-4")
 
 
 @pytest.mark.timeout(600)
 def test_a_task_dropped_with_its_dead_worker_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Checks that LOST-1 and JOB-1 are enforced by the stateful test."""
+    real = Roster.remove
 
-    def forgetful(real: Callable[..., WorkerRecord | None]) -> object:
-        def remove(self: Roster, worker_id: int, exitcode: int | None) -> WorkerRecord | None:
-            record = real(self, worker_id, exitcode)
-            return None if record is None else replace(record, held={})
+    def forgetful(self: Roster, worker_id: int, exitcode: int | None) -> tuple[Any, Any, Handout]:
+        record, _, handout = real(self, worker_id, exitcode)
+        return record, None, handout  # its oldest task is neither failed nor run
 
-        return remove
-
-    patch(monkeypatch, "remove", forgetful)
+    monkeypatch.setattr(Roster, "remove", forgetful)
     expect_caught(monkeypatch, "LOST-1")
+
+
+@pytest.mark.timeout(600)
+def test_a_take_back_the_worker_does_not_skip_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checks that WORK-6 is enforced by the stateful test: the worker runs a task the pool
+    took back and gave to an idle worker, so it runs twice. (Forked workers inherit the patch.)"""
+    real = SharedClaimWord.claim
+
+    def claim_regardless(self: SharedClaimWord, number: int) -> bool:
+        real(self, number)
+        return True
+
+    monkeypatch.setattr(SharedClaimWord, "claim", claim_regardless)
+    expect_caught(monkeypatch, "WORK-6", "JOB-1")
