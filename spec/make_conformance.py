@@ -40,6 +40,8 @@ EXPLAINED: dict[tuple[str, str], str] = {
     "forever (gh-79492).",
     ("*", "LOST-1"): "no one knows which task a dead worker had taken from the shared queue, so its job "
     "never settles (bpo-22393).",
+    ("*", "LOST-3"): "as for LOST-1: the killed worker's job never settles, so the check cannot see "
+    "whether the tasks queued behind it ran (bpo-22393).",
     ("*", "SHUT-5"): "terminate() leaves unfinished jobs unsettled: their get() without a timeout waits forever.",
     ("stdlib-threads", "LIFE-6"): "a submit that passes the state check just as close() runs can be "
     "queued behind the workers' shutdown sentinel and never run (seen in this run; intermittent).",

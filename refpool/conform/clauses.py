@@ -8,9 +8,9 @@ as HANG. Each check closes what it opens, but runs in a process of its own.
 
 The checks use only the public API: `repr(pool)` for the state, files for
 tasks that must wait (Gate), and /proc for the worker processes. Clauses about
-the pool's insides (LIFE-2's INIT rows, WORK-2, WORK-3, SHUT-1, SHUT-2, SHUT-3)
-have no check of their own; their consequences are checked by WORK-1, WORK-4,
-LOST-1, SHUT-4 and SHUT-6.
+the pool's insides (LIFE-2's INIT rows, WORK-2, WORK-3, WORK-6, WORK-7, SHUT-1,
+SHUT-2, SHUT-3) have no check of their own; their consequences are checked by
+WORK-1, WORK-4, WORK-5, LOST-1, LOST-3, SHUT-4 and SHUT-6.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from . import tasks
 from .bounded import TimedOut, call_within
 from .registry import Broken, PoolFactory, Skip, check, require, step
 
+READ_AHEAD = 65  # API-5: the tasks imap may read beyond those that workers hold...
+WORKER_HOLDS = 8  # ...and the most a worker may hold (WORK-3)
 WAIT = 10.0  # seconds: a bound on each blocking call; a conforming pool answers in milliseconds
 SHORT = 0.3  # seconds: how long a check waits for something that must NOT happen
 CLEANUP = 3.0  # seconds: how long cleanup waits for terminate(); the check's leftovers are killed after
@@ -209,6 +211,12 @@ class Gate:
                 missing = [e for e in entries if not self.has(e)]
                 raise Broken(f"{what}: still missing after {timeout:g} s: {', '.join(missing)}")
             time.sleep(POLL)
+
+    def pid_of(self, name: str) -> int:
+        """The pid that tasks.hold_then_report_pid wrote for task `name`, once it has started."""
+        self.wait_for([f"started-{name}"], f"wait for task {name} to start")
+        with open(os.path.join(self.folder, f"pid-{name}")) as pid_file:
+            return int(pid_file.read())
 
     def open(self) -> None:
         with open(os.path.join(self.folder, "open"), "a"):
@@ -782,11 +790,11 @@ def api_5(make_pool: PoolFactory) -> None:
                 step(f"{submit}: consume the 200 results")
                 for _ in range(200):
                     next_of(results, f"{submit} after the gate opened")
-                limit = 2 * processes + 1
+                limit = READ_AHEAD + WORKER_HOLDS * processes  # spec API-5
                 require(
                     ahead <= limit,
                     f"{submit} read {ahead} of 200 input items while {processes} workers held a task each "
-                    f"(at most about {limit} expected; CPython reads the whole input first)",
+                    f"(at most {limit} expected; CPython reads the whole input first)",
                 )
             finally:
                 gate.remove()
@@ -1484,9 +1492,7 @@ def lost_1(make_pool: PoolFactory) -> None:
             hang.format("called sys.exit(4) mid-task"),
         )
         held = pool.apply_async(tasks.hold_then_report_pid, (gate.task("victim"),))
-        gate.wait_for(["started-victim"], "wait for the task to start")
-        with open(os.path.join(gate.folder, "pid-victim")) as pid_file:
-            victim = int(pid_file.read())
+        victim = gate.pid_of("victim")
         step(f"SIGKILL worker {victim}")
         os.kill(victim, signal.SIGKILL)
         # Any exception will do here; refpool's WorkerLostError names the pid and exit code.
@@ -1523,6 +1529,33 @@ def lost_1(make_pool: PoolFactory) -> None:
             "a worker whose initializer raises never ran the task, and its job never settled",
         )
     finally:
+        stop(pool)
+
+
+@clause("LOST-3", "a worker's death fails one task, never those queued behind it", extension=True)
+def lost_3(make_pool: PoolFactory) -> None:
+    # One worker, so that every task is queued behind the one it runs, wherever the
+    # pool keeps them: in a queue of its own, or written ahead to that worker.
+    pool = process_pool(make_pool, 1)
+    gate = Gate()
+    try:
+        held = pool.apply_async(tasks.hold_then_report_pid, (gate.task("victim"),))
+        victim = gate.pid_of("victim")
+        queued = [pool.apply_async(tasks.square, (i,)) for i in range(8)]
+        step(f"SIGKILL worker {victim}, with 8 tasks queued behind its task")
+        os.kill(victim, signal.SIGKILL)
+        error_of(
+            held, "the task whose worker was killed", "a worker was killed mid-task and its job never settled"
+        )
+        for i, job in enumerate(queued):
+            got = value_of(
+                job,
+                f"task {i} of 8 queued behind the killed worker's task",
+                f"task {i} of 8 queued behind a killed worker's task never ran",
+            )
+            require(got == i * i, f"task {i} queued behind a killed worker's task returned {got!r}")
+    finally:
+        gate.remove()
         stop(pool)
 
 
