@@ -1,30 +1,33 @@
-"""The seven cases of issue 5, each written once against the PoolAdapter interface.
+"""The eleven cases, each written once against the PoolAdapter interface.
 
 A case gives one or more rows of the table. A row's `measure` takes one sample on one
 target: it starts a fresh pool, warms it up with a tiny map (except case 1, which times
 the start itself), times the operation alone, stops the pool, and checks the results.
+Cases 10 and 11 check more than results: a pool that hangs, or fails more jobs than the
+one whose worker was killed, raises Misbehaved, and its cell says so.
 """
 
 from __future__ import annotations
 
 import gc
 import multiprocessing
-import pickle
-import selectors
+import os
+import signal
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from multiprocessing.connection import Connection
-from typing import Final, TypeVar
+from pathlib import Path
+from typing import Any, Final, TypeVar
 
 from . import rss_probe, work
-from .harness import WORKERS, Bar, NotApplicable
-from .targets import THREAD, PoolAdapter, refpool_accepts_buffersize
+from .harness import WORKERS, Bar, Misbehaved, NotApplicable
+from .targets import THREAD, Getter, PoolAdapter, refpool_accepts_buffersize
 
 R = TypeVar("R")
 
-# The process pools of cases 2-6 all fork: the start method changes the cost of
+# The process pools of cases 2-6, 10 and 11 all fork: the start method changes the cost of
 # starting workers, which case 1 measures (fork and spawn), not the cost of using them.
 PROCESS_METHOD: Final = "fork"
 WARM_UP = range(4)
@@ -34,23 +37,39 @@ TASK_SECONDS = 0.010  # case 5: the length of one CPU-bound task
 # cheap consumer, so nothing piles up (measured); 64 items a task make the workers fast.
 RSS_CHUNKSIZE = 64
 RSS_BUFFERSIZE = 64
+# Case 11: the task whose worker is killed would sleep this long (it is killed long before),
+# and the short tasks queued behind it sleep 1 ms each, so that many are still queued, some
+# of them maybe sent to that worker already, when the kill comes.
+KILLED_TASK_SECONDS = 60.0
+SHORT_TASK_SECONDS = 0.001
+# What --scale leaves of case 10's long task and of the waits of cases 10 and 11 at least:
+# enough for a pool on a busy machine to answer, so that only a pool that hangs shows "hangs".
+LEAST_LONG_TASK_SECONDS = 0.2
+LEAST_ANSWER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
 class Sizes:
     map_items: int  # cases 2 and 7
-    apply_calls: int  # case 3
-    imap_items: int  # case 4
+    apply_calls: int  # cases 3 and 8
+    imap_items: int  # cases 4 and 9
     cpu_tasks: int  # case 5
     rss_items: int  # case 6
+    noops: int  # case 10: the no-ops submitted behind the long task
+    short_tasks: int  # case 11: the tasks submitted behind the one whose worker is killed
     repeat: int
     rss_repeat: int  # case 6 takes longest, and its peak RSS varies little
     # Cases 1, 2 and 7 take milliseconds a sample, and vary by 10% between samples on a
     # busy machine: more repetitions keep their medians steady at little cost.
     short_repeat: int
+    long_task_seconds: float  # case 10: the task that the no-ops must not wait behind
+    # Cases 10 and 11: a pool that gives no answer this long after it should have, hangs.
+    # The stdlib hangs in case 11 (bpo-22393), so its sample costs this once a run.
+    answer_seconds: float
 
     def scaled(self, factor: float) -> Sizes:
-        """Every item count times `factor` (for the tests); repetitions unchanged."""
+        """Every item count, case 10's long task and the waits of cases 10 and 11 times
+        `factor` (for the tests), none below its least (the LEAST_ constants); repetitions unchanged."""
 
         def scale(count: int, least: int) -> int:
             return max(least, round(count * factor))
@@ -62,11 +81,21 @@ class Sizes:
             imap_items=scale(self.imap_items, 2),
             cpu_tasks=scale(self.cpu_tasks, 2),
             rss_items=scale(self.rss_items, 1000),
+            noops=scale(self.noops, 2),
+            short_tasks=scale(self.short_tasks, 2),
+            long_task_seconds=max(LEAST_LONG_TASK_SECONDS, self.long_task_seconds * factor),
+            answer_seconds=max(LEAST_ANSWER_SECONDS, self.answer_seconds * factor),
         )
 
 
-FULL = Sizes(200_000, 5_000, 20_000, 200, 2_000_000, repeat=5, rss_repeat=3, short_repeat=15)
-QUICK = Sizes(20_000, 500, 2_000, 20, 50_000, repeat=2, rss_repeat=1, short_repeat=2)
+FULL = Sizes(
+    200_000, 5_000, 20_000, 200, 2_000_000, 300, 1_000,
+    repeat=5, rss_repeat=3, short_repeat=15, long_task_seconds=1.5, answer_seconds=5.0,
+)  # fmt: skip
+QUICK = Sizes(
+    20_000, 500, 2_000, 20, 50_000, 30, 100,
+    repeat=2, rss_repeat=1, short_repeat=2, long_task_seconds=1.5, answer_seconds=3.0,
+)  # fmt: skip
 
 
 class Unit(Enum):
@@ -84,7 +113,6 @@ class Variant:
 
 SERIAL = "serial"  # case 5's participants besides the targets
 BARE = "bare processes"
-FLOOR = "one task in flight"  # cases 3 and 4: the round trip of a bare process, no pool
 
 
 @dataclass(frozen=True)
@@ -98,7 +126,7 @@ class Row:
     serial: Callable[[], float] | None = None  # case 5: the same work in the parent alone
     bare: Callable[[], float] | None = None  # case 5: the same work in WORKERS processes, no pool
     variant: Variant | None = None  # case 6: refpool with imap(buffersize=...)
-    floor: Callable[[], float] | None = None  # cases 3, 4: one task in flight per bare process
+    limit: float | None = None  # case 10: refpool's median must be below this (seconds)
 
     def participants(self, targets: Sequence[PoolAdapter]) -> dict[str, Callable[[], float]]:
         """Who takes part in this row's rotation: the targets, and the baselines or variant."""
@@ -109,8 +137,6 @@ class Row:
             named[BARE] = self.bare
         if self.variant is not None and "refpool" in named:
             named[self.variant.name] = self.variant.measure
-        if self.floor is not None:
-            named[FLOOR] = self.floor
         return named
 
 
@@ -122,6 +148,12 @@ def _bind(measure: Callable[[PoolAdapter], float], target: PoolAdapter) -> Calla
     return lambda: measure(target)
 
 
+def warm_up(target: PoolAdapter) -> None:
+    """A tiny map on the fresh pool, so that its workers are up before the clock starts."""
+    target.map(work.magnitude, WARM_UP, None)
+    gc.collect()  # not in the middle of the next sample
+
+
 def on_warm_pool(
     method: str, operation: Callable[[PoolAdapter], R], expected: Callable[[R], bool]
 ) -> Callable[[PoolAdapter], float]:
@@ -130,8 +162,7 @@ def on_warm_pool(
     def measure(target: PoolAdapter) -> float:
         target.start(method)
         try:
-            target.map(work.magnitude, WARM_UP, None)
-            gc.collect()  # not in the middle of the next sample
+            warm_up(target)
             start = time.perf_counter()
             result = operation(target)
             seconds = time.perf_counter() - start
@@ -183,78 +214,39 @@ def map_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
     ]
 
 
-def one_task_in_flight(count: int) -> Callable[[], float]:
-    """The least time any pool that gives each worker one task at a time, and waits for its
-    outcome before sending the next (as refpool does, for WORK-5 and exact task ownership),
-    can take for `count` tiny tasks here: WORKERS bare processes answering over pipes, and a
-    parent that does nothing but keep each of them busy. The stdlib's shared queue lets a
-    worker take its next task without this round trip."""
-
-    def measure() -> float:
-        context = multiprocessing.get_context(PROCESS_METHOD)
-        ends = [(context.Pipe(duplex=False), context.Pipe(duplex=False)) for _ in range(WORKERS)]
-        processes = [
-            context.Process(target=work.answer_calls, args=(inbox_r, outbox_w))
-            for (inbox_r, _), (_, outbox_w) in ends
-        ]
-        for process in processes:
-            process.start()
-        inboxes = {outbox_r: inbox_w for (_, inbox_w), (outbox_r, _) in ends}
-        task = pickle.dumps((work.magnitude, -1))
-        with selectors.DefaultSelector() as selector:
-            for reader in inboxes:
-                selector.register(reader, selectors.EVENT_READ)
-            gc.collect()
-            start = time.perf_counter()
-            sent = received = 0
-            for inbox in inboxes.values():
-                inbox.send_bytes(task)
-                sent += 1
-            while received < count:
-                for key, _ in selector.select():
-                    ready = key.fileobj
-                    assert isinstance(ready, Connection)
-                    pickle.loads(ready.recv_bytes())
-                    received += 1
-                    if sent < count:
-                        inboxes[ready].send_bytes(task)
-                        sent += 1
-            seconds = time.perf_counter() - start
-        for inbox in inboxes.values():
-            inbox.send_bytes(b"")
-        for process in processes:
-            process.join()
-        if received != count or any(process.exitcode != 0 for process in processes):
-            raise WrongResult("a bare process failed")
-        return seconds
-
-    return measure
-
-
-def apply_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
-    """Case 3: many apply_async calls submitted at once, then every result collected."""
-    calls = sizes.apply_calls
+def apply_measure(method: str, calls: int) -> Callable[[PoolAdapter], float]:
+    """Cases 3 and 8: `calls` apply_async no-ops submitted at once, then every get()."""
     want: list[object] = [None] * calls
 
     def operation(target: PoolAdapter) -> list[object]:
         return target.submit_all_and_collect(work.nothing, calls)
 
-    label = f"3. {calls:,} apply_async no-ops at once, then every get()"
-    measure = on_warm_pool(PROCESS_METHOD, operation, want.__eq__)
-    return [Row(3, label, sizes.repeat, measure, floor=one_task_in_flight(calls))]
+    return on_warm_pool(method, operation, want.__eq__)
 
 
-def imap_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
-    """Case 4: imap one item a task: the pool's overhead per task."""
-    items = [-i for i in range(sizes.imap_items)]
+def imap_measure(method: str, count: int) -> Callable[[PoolAdapter], float]:
+    """Cases 4 and 9: imap over `count` tiny items, one item a task."""
+    items = [-i for i in range(count)]
     want = [abs(i) for i in items]
 
     def operation(target: PoolAdapter) -> list[int]:
         return list(target.imap(work.magnitude, items, 1))
 
+    return on_warm_pool(method, operation, want.__eq__)
+
+
+def apply_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
+    """Case 3: many apply_async calls submitted at once, then every result collected."""
+    label = f"3. {sizes.apply_calls:,} apply_async no-ops at once, then every get()"
+    measure = apply_measure(PROCESS_METHOD, sizes.apply_calls)
+    return [Row(3, label, sizes.repeat, measure, bar=Bar.STRICT_TIME_RATIO)]
+
+
+def imap_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
+    """Case 4: imap one item a task: the pool's overhead per task."""
     label = f"4. imap, {sizes.imap_items:,} tiny items, chunksize=1"
-    measure = on_warm_pool(PROCESS_METHOD, operation, want.__eq__)
-    return [Row(4, label, sizes.repeat, measure, floor=one_task_in_flight(sizes.imap_items))]
+    measure = imap_measure(PROCESS_METHOD, sizes.imap_items)
+    return [Row(4, label, sizes.repeat, measure, bar=Bar.STRICT_TIME_RATIO)]
 
 
 def cpu_bound_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
@@ -326,6 +318,154 @@ def thread_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
     return [Row(7, label, sizes.short_repeat, measure)]
 
 
+def thread_apply_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
+    """Case 8: case 3 on thread pools."""
+    label = f"8. ThreadPool, {sizes.apply_calls:,} apply_async no-ops at once, then every get()"
+    measure = apply_measure(THREAD, sizes.apply_calls)
+    return [Row(8, label, sizes.repeat, measure, bar=Bar.STRICT_TIME_RATIO)]
+
+
+def thread_imap_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
+    """Case 9: case 4 on thread pools."""
+    label = f"9. ThreadPool imap, {sizes.imap_items:,} tiny items, chunksize=1"
+    measure = imap_measure(THREAD, sizes.imap_items)
+    return [Row(9, label, sizes.repeat, measure, bar=Bar.STRICT_TIME_RATIO)]
+
+
+def answer(get: Getter, seconds: float, what: str) -> Any:
+    """The outcome of one submitted call; a pool that gives none within `seconds` hangs."""
+    try:
+        return get(seconds)
+    except TimeoutError:
+        raise Misbehaved("hangs", f"{what}: no answer within {seconds:g} s") from None
+
+
+def stop_or_terminate(target: PoolAdapter, answered: bool) -> None:
+    """Stop a pool that answered everything; terminate one that did not, whose close() and
+    join() would wait for its unanswered jobs, forever in the stdlib's case (bpo-22393)."""
+    if answered:
+        target.stop()
+    else:
+        target.terminate()
+
+
+def head_of_line_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
+    """Case 10: no-ops submitted behind one long task, while the other worker is free, must
+    not wait for the long task. The sample runs from the first submission until the last
+    no-op's result has been got; then the long task is waited for, before the pool stops."""
+    long_seconds, noops = sizes.long_task_seconds, sizes.noops
+    bound = long_seconds + sizes.answer_seconds  # no pool needs longer for any of them
+    want: list[object] = [None] * noops
+
+    def measure(target: PoolAdapter) -> float:
+        target.start(PROCESS_METHOD)
+        answered = False
+        try:
+            warm_up(target)
+            start = time.perf_counter()
+            long_task = target.submit(work.pause, long_seconds)
+            pending = [target.submit(work.nothing) for _ in range(noops)]
+            results = [answer(get, bound, "a no-op") for get in pending]
+            seconds = time.perf_counter() - start
+            long_result = answer(long_task, bound, "the long task")
+            answered = True
+        finally:
+            stop_or_terminate(target, answered)
+        if results != want or long_result != long_seconds:
+            raise WrongResult(f"{target.name} returned wrong results")
+        return seconds
+
+    label = (
+        f"10. head of line: a {long_seconds:.1f} s task, then {noops:,} no-ops, until the last one's result"
+    )
+    return [Row(10, label, sizes.repeat, measure, bar=Bar.BEFORE_LONG_TASK, limit=long_seconds)]
+
+
+def killed_worker_pid(folder: Path, bound: float) -> int:
+    """The pid that case 11's first task leaves in `folder` once it runs. Polled: there is
+    no event to wait for across processes that every pool offers."""
+    deadline = time.monotonic() + bound
+    pid_file = folder / work.PID_FILE
+    while not pid_file.exists():
+        if time.monotonic() > deadline:
+            raise Misbehaved("hangs", f"the first task had not started {bound:g} s after it was submitted")
+        time.sleep(0.001)
+    pid = int(pid_file.read_text(encoding="ascii"))
+    if pid == os.getpid():  # never SIGKILL the benchmark itself
+        raise WrongResult("the first task ran in the parent, not in a worker")
+    return pid
+
+
+def failure_after_kill(killed_job: Getter, bound: float) -> float:
+    """Seconds from now, just after the kill, until the killed task's job raises."""
+    killed = time.perf_counter()
+    try:
+        killed_job(bound)
+    except TimeoutError:
+        raise Misbehaved("hangs", f"no answer {bound:g} s after the kill") from None
+    except Exception:  # whichever error the pool reports a lost worker with
+        return time.perf_counter() - killed
+    raise WrongResult("the killed task's job returned a value")
+
+
+def check_short_jobs(pending: Sequence[Getter], bound: float) -> None:
+    """Every short job must succeed: none fails with the killed one, none is left hanging.
+
+    One deadline for all of them, not a bound for each: the bound, plus the time the short
+    tasks would take one after another (more than 2 workers need for what is left)."""
+    deadline = time.monotonic() + bound + len(pending) * SHORT_TASK_SECONDS
+    failed: list[str] = []
+    hung = 0
+    for get in pending:
+        try:
+            result = get(max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            hung += 1
+        except Exception as error:
+            failed.append(type(error).__name__)
+        else:
+            if result != SHORT_TASK_SECONDS:
+                raise WrongResult("a short task returned a wrong result")
+    total = len(pending) + 1
+    if hung:
+        unanswered = f"{hung:,} of the {len(pending):,} jobs queued behind the killed task"
+        raise Misbehaved("hangs", f"{unanswered}: no answer {bound:g} s after the kill")
+    if failed:
+        errors = ", ".join(sorted(set(failed)))
+        also = f"{len(failed):,} of the {len(pending):,} jobs queued behind it"
+        raise Misbehaved(
+            f"fails {len(failed) + 1:,} of {total:,}", f"the killed task's job, and {also} ({errors})"
+        )
+
+
+def lost_worker_rows(sizes: Sizes, spin_loops: int) -> list[Row]:
+    """Case 11: a worker is SIGKILLed while it runs a task, with short tasks queued behind it.
+    That task's job must fail, promptly, and it alone: the sample runs from the kill until
+    it raises. Then every short job must succeed, all within one bounded wait."""
+    count, bound = sizes.short_tasks, sizes.answer_seconds
+
+    def measure(target: PoolAdapter) -> float:
+        target.start(PROCESS_METHOD)
+        answered = False
+        try:
+            warm_up(target)
+            with tempfile.TemporaryDirectory(prefix="refpool-benchmark-") as folder:
+                killed_job = target.submit(work.report_pid_and_pause, folder, KILLED_TASK_SECONDS)
+                pending = [target.submit(work.pause, SHORT_TASK_SECONDS) for _ in range(count)]
+                os.kill(killed_worker_pid(Path(folder), bound), signal.SIGKILL)
+                seconds = failure_after_kill(killed_job, bound)
+                check_short_jobs(pending, bound)
+            answered = True
+        finally:
+            stop_or_terminate(target, answered)
+        return seconds
+
+    label = (
+        f"11. a worker SIGKILLed in a task, {count:,} short tasks queued: from the kill to its job's error"
+    )
+    return [Row(11, label, sizes.repeat, measure, bar=Bar.ONE_JOB_FAILS)]
+
+
 # Every case's rows, from the sizes and case 5's calibrated loop count.
 CASES: dict[int, Callable[[Sizes, int], list[Row]]] = {
     1: startup_rows,
@@ -335,6 +475,10 @@ CASES: dict[int, Callable[[Sizes, int], list[Row]]] = {
     5: cpu_bound_rows,
     6: rss_rows,
     7: thread_rows,
+    8: thread_apply_rows,
+    9: thread_imap_rows,
+    10: head_of_line_rows,
+    11: lost_worker_rows,
 }
 
 

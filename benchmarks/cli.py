@@ -2,7 +2,9 @@
 
 The exit status is 0, or 1 when a measurement of refpool, the stdlib or a baseline failed
 with an error (a wrong result, a crashed probe). "n/a" cells are expected, and a peer that
-fails is shown as "failed" with the error in a footnote: neither fails the run.
+fails is shown as "failed" with the error in a footnote: neither fails the run. Nor does a
+pool that "hangs" or "fails N of M" in cases 10 and 11, refpool or the stdlib included:
+that is what those cases find out about a pool, not an error of the suite.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def parser() -> argparse.ArgumentParser:
         description="Time refpool against multiprocessing.pool, and the peers that are installed.",
     )
     top.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions (under a minute)")
-    top.add_argument("--cases", type=comma_list, metavar="N,N", help="cases to run, e.g. 2,4 (default: 1-7)")
+    top.add_argument(
+        "--cases", type=comma_list, metavar="N,N", help=f"cases to run, e.g. 2,4 (default: 1-{max(CASES)})"
+    )
     top.add_argument("--repeat", type=int, metavar="N", help="repetitions of every case, case 6 included")
     top.add_argument(
         "--targets",
@@ -49,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument(
         "--write-readme", action="store_true", help="rewrite the results of benchmarks/README.md"
     )
-    # For the tests: every item count times this factor.
+    # For the tests: every item count, case 10's long task and the waits of cases 10 and 11
+    # times this factor (see Sizes.scaled).
     top.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     return top
 

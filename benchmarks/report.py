@@ -2,7 +2,9 @@
 
 Every number in the table is a median over the repetitions. The ratio column is refpool's
 median over the stdlib's (time, or peak RSS in case 6): below 1 refpool is faster or
-smaller. A target with no equivalent of a case shows "n/a" and a footnote with the reason.
+smaller. A target with no equivalent of a case shows "n/a" and a footnote with the reason;
+one that hangs, or fails more jobs than it should (cases 10 and 11), shows "hangs" or
+"fails N of M" and a footnote with what happened.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from string import ascii_lowercase
 from typing import Any
 
-from .cases import BARE, FLOOR, SERIAL, Row, Unit
+from .cases import BARE, SERIAL, Row, Unit
 from .harness import WORKERS, Bar, Samples, ratio, speed_up_and_efficiency, verdict
 
 START_MARKER = "<!-- benchmark-results:start -->"
@@ -75,9 +77,22 @@ def _cell(samples: Samples, name: str, unit: Unit, notes: Footnotes) -> str:
     if median is not None:
         return format_value(median, unit)
     if name in samples.missing:
-        status = "failed" if name in samples.failed else "n/a"
+        if name in samples.statuses:
+            status = samples.statuses[name]
+        else:
+            status = "failed" if name in samples.failed else "n/a"
         return f"{status} {notes.mark(samples.missing[name])}"
     return "-"  # not part of this row
+
+
+def _bar_cell(row: Row, samples: Samples, refpool_ratio: float | None) -> str:
+    """The bar column of a row's own line."""
+    if row.bar is Bar.EFFICIENCY:
+        return "see next line"
+    if "refpool" in samples.statuses:  # it hangs, or fails more jobs than it should
+        return "misses"
+    value = refpool_ratio if row.bar.judges_ratio else samples.median("refpool")
+    return verdict(row.bar, value, row.limit)
 
 
 def row_lines(result: RowResult, targets: Sequence[str], notes: Footnotes) -> list[list[str]]:
@@ -85,25 +100,16 @@ def row_lines(result: RowResult, targets: Sequence[str], notes: Footnotes) -> li
     row, samples = result.row, result.samples
     stdlib = samples.median("stdlib")
     refpool_ratio = ratio(samples.median("refpool"), stdlib)
-    judged_here = row.bar is not Bar.EFFICIENCY
     lines = [
         [
             row.label,
             *(_cell(samples, name, row.unit, notes) for name in targets),
             format_ratio(refpool_ratio),
-            verdict(row.bar, refpool_ratio) if judged_here else "see next line",
+            _bar_cell(row, samples, refpool_ratio),
         ]
     ]
     if row.serial is not None:
         lines.append(_efficiency_line(row, samples, targets, notes))
-    floor = samples.median(FLOOR)
-    if floor is not None:
-        label = (
-            f"{row.case}. the floor of one task in flight per worker: {WORKERS} bare processes"
-            f" answering over pipes, no pool: {format_value(floor, row.unit)}"
-        )
-        cells = ["-" for _ in targets]
-        lines.append([label, *cells, format_ratio(ratio(floor, stdlib)), verdict(Bar.INFORMATIONAL, None)])
     if row.variant is not None and row.variant.name in {*samples.values, *samples.missing}:
         name = row.variant.name
         cells = [_cell(samples, name, row.unit, notes) if t == "refpool" else "-" for t in targets]
@@ -151,8 +157,10 @@ def table(results: Sequence[RowResult], targets: Sequence[str]) -> str:
 
 def bars_line() -> str:
     return (
-        f"Bars: cases 1-4 and 7 {Bar.TIME_RATIO.value}; case 5 {Bar.EFFICIENCY.value}"
-        " (speed-up = serial time / pool time, efficiency = speed-up / 2); case 6 informational."
+        f"Bars: cases 1, 2 and 7 {Bar.TIME_RATIO.value}; cases 3, 4, 8 and 9 {Bar.STRICT_TIME_RATIO.value};"
+        f" case 5 {Bar.EFFICIENCY.value} (speed-up = serial time / pool time, efficiency = speed-up / 2);"
+        f" case 10 {Bar.BEFORE_LONG_TASK.value} (refpool's median below the long task's length);"
+        f" case 11 {Bar.ONE_JOB_FAILS.value} (refpool has a value, not a status); case 6 informational."
     )
 
 
@@ -162,7 +170,7 @@ def describe(info: RunInfo) -> list[str]:
     lines = [
         f"- Command: `{info.command}` ({info.mode} mode), {info.date}",
         f"- Medians of {info.repetitions} alternating repetitions; 2 workers; "
-        "process pools fork (case 1: fork and spawn)",
+        "process pools fork (case 1: fork and spawn); cases 7-9 use thread pools",
         f"- Machine: {info.machine}",
         f"- Python {info.python}; measured: {versions}",
     ]
@@ -250,6 +258,7 @@ def raw(info: RunInfo, results: Sequence[RowResult]) -> dict[str, Any]:
                 "medians": {name: result.samples.median(name) for name in result.samples.values},
                 "missing": result.samples.missing,
                 "failed": result.samples.failed,
+                "statuses": result.samples.statuses,
             }
             for result in results
         ],

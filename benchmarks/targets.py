@@ -7,6 +7,7 @@ their adapters, never when this module is imported, so that a missing peer costs
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib
 import importlib.metadata
 import inspect
@@ -21,6 +22,10 @@ from typing import Any
 from .harness import WORKERS, NotApplicable
 
 THREAD = "thread"  # start(THREAD): a pool of threads instead of processes
+
+# One submitted call's outcome: get(timeout) returns its value, raises its exception, or
+# raises the builtin TimeoutError when it has no outcome within `timeout` seconds.
+Getter = Callable[[float], Any]
 
 
 class PoolAdapter(ABC):
@@ -40,12 +45,21 @@ class PoolAdapter(ABC):
         """Close the pool and wait for its workers to exit."""
 
     @abstractmethod
+    def terminate(self) -> None:
+        """Stop the pool at once, its tasks unfinished: for a pool that hangs, whose
+        close() and join() would hang too."""
+
+    @abstractmethod
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None) -> list[Any]:
         """All results, in order; chunksize None means the library's own default."""
 
     @abstractmethod
     def submit_all_and_collect(self, fn: Callable[[], Any], count: int) -> list[Any]:
         """Submit `count` calls of fn() at once, then wait for every result."""
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Getter:
+        """Submit one call fn(*args); the getter waits for its outcome, within a bound."""
 
     @abstractmethod
     def imap(
@@ -61,6 +75,32 @@ class PoolAdapter(ABC):
 def accepts_buffersize(imap: Callable[..., Any]) -> bool:
     """Whether an imap takes `buffersize=`: a bound on the tasks in flight, so on the results waiting."""
     return "buffersize" in inspect.signature(imap).parameters
+
+
+def async_result_getter(result: Any) -> Getter:
+    """The getter of a multiprocessing-style AsyncResult (refpool, the stdlib, billiard,
+    multiprocess, mpire). Each library's get(timeout) raises its own TimeoutError class;
+    wait() and ready() are common to all of them."""
+
+    def get(timeout: float) -> Any:
+        result.wait(timeout)
+        if not result.ready():
+            raise TimeoutError(f"no outcome within {timeout:.1f} s")
+        return result.get()
+
+    return get
+
+
+def future_getter(future: concurrent.futures.Future[Any]) -> Getter:
+    """The getter of a concurrent.futures Future (loky's, and pebble's ProcessFuture)."""
+
+    def get(timeout: float) -> Any:
+        concurrent.futures.wait([future], timeout)
+        if not future.done():
+            raise TimeoutError(f"no outcome within {timeout:.1f} s")
+        return future.result()
+
+    return get
 
 
 class MultiprocessingApi(PoolAdapter):
@@ -80,12 +120,20 @@ class MultiprocessingApi(PoolAdapter):
         pool.close()
         pool.join()
 
+    def terminate(self) -> None:
+        pool, self._pool = self._pool, None
+        pool.terminate()
+        pool.join()
+
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None) -> list[Any]:
         return list(self._pool.map(fn, items, chunksize))
 
     def submit_all_and_collect(self, fn: Callable[[], Any], count: int) -> list[Any]:
         pending = [self._pool.apply_async(fn) for _ in range(count)]
         return [result.get() for result in pending]
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Getter:
+        return async_result_getter(self._pool.apply_async(fn, args))
 
     def imap(
         self,
@@ -125,6 +173,13 @@ class Loky(PoolAdapter):
         executor, self._executor = self._executor, None
         executor.shutdown(wait=True)
 
+    def terminate(self) -> None:
+        executor, self._executor = self._executor, None
+        if "kill_workers" in inspect.signature(executor.shutdown).parameters:
+            executor.shutdown(wait=False, kill_workers=True)
+        else:  # an older loky
+            executor.shutdown(wait=False)
+
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None) -> list[Any]:
         # loky's default chunksize is 1, as concurrent.futures': one future per item.
         return list(self._executor.map(fn, items, chunksize=chunksize or 1))
@@ -132,6 +187,9 @@ class Loky(PoolAdapter):
     def submit_all_and_collect(self, fn: Callable[[], Any], count: int) -> list[Any]:
         futures = [self._executor.submit(fn) for _ in range(count)]
         return [future.result() for future in futures]
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Getter:
+        return future_getter(self._executor.submit(fn, *args))
 
     def imap(
         self,
@@ -167,6 +225,11 @@ class Pebble(PoolAdapter):
         pool.close()
         pool.join()
 
+    def terminate(self) -> None:
+        pool, self._pool = self._pool, None
+        pool.stop()
+        pool.join()
+
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None) -> list[Any]:
         # pebble's default chunksize is 1: one future per item.
         return list(self._pool.map(fn, items, chunksize=chunksize or 1).result())
@@ -174,6 +237,9 @@ class Pebble(PoolAdapter):
     def submit_all_and_collect(self, fn: Callable[[], Any], count: int) -> list[Any]:
         futures = [self._pool.schedule(fn) for _ in range(count)]
         return [future.result() for future in futures]
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Getter:
+        return future_getter(self._pool.schedule(fn, args=args))
 
     def imap(
         self,
@@ -206,12 +272,19 @@ class Mpire(PoolAdapter):
         pool, self._pool = self._pool, None
         pool.stop_and_join(keep_alive=False)
 
+    def terminate(self) -> None:
+        pool, self._pool = self._pool, None
+        pool.terminate()
+
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None) -> list[Any]:
         return list(self._pool.map(fn, items, chunk_size=chunksize))
 
     def submit_all_and_collect(self, fn: Callable[[], Any], count: int) -> list[Any]:
         pending = [self._pool.apply_async(fn) for _ in range(count)]
         return [result.get() for result in pending]
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Getter:
+        return async_result_getter(self._pool.apply_async(fn, args))
 
     def imap(
         self,

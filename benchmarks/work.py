@@ -5,11 +5,11 @@ Everything here is module-level so that spawned workers can import it by name.
 
 from __future__ import annotations
 
-import pickle
+import os
 import time
 import zlib
 from collections.abc import Iterator
-from multiprocessing.connection import Connection
+from pathlib import Path
 
 # Case 6's slow consumer compresses each 1 KB result this many times. zlib releases
 # the GIL while it compresses, so the pool's own threads in the parent (which read
@@ -19,15 +19,17 @@ from multiprocessing.connection import Connection
 # do: it holds the GIL, starves the pool's result thread (5 ms switch interval),
 # and makes the pool, not the consumer, the slow side (measured: nothing piles up).
 CONSUMER_ROUNDS = 3
+# Case 11: the file in which the task whose worker is killed leaves that worker's pid.
+PID_FILE = "pid"
 
 
 def magnitude(x: int) -> int:
-    """The tiny task of cases 2, 4 and 7."""
+    """The tiny task of cases 2, 4, 7 and 9."""
     return abs(x)
 
 
 def nothing() -> None:
-    """The no-op of case 3."""
+    """The no-op of cases 3, 8 and 10."""
 
 
 def echo(item: bytes) -> bytes:
@@ -49,12 +51,21 @@ def spin_repeatedly(loops: int, times: int) -> None:
         spin(loops)
 
 
-def answer_calls(inbox: Connection, outbox: Connection) -> None:
-    """The floor of cases 3 and 4: a bare process that runs each pickled (func, arg) it
-    receives and sends the pickled result back, one at a time, until an empty message."""
-    while message := inbox.recv_bytes():
-        func, arg = pickle.loads(message)
-        outbox.send_bytes(pickle.dumps(func(arg)))
+def pause(seconds: float) -> float:
+    """Case 10's long task and case 11's short ones: sleep, then say how long."""
+    time.sleep(seconds)
+    return seconds
+
+
+def report_pid_and_pause(folder: str, seconds: float) -> None:
+    """Case 11's task whose worker is killed: leave the worker's pid in `folder`, then sleep.
+
+    The pid is written beside and renamed into place, so that the parent never reads half
+    a file."""
+    written = Path(folder, f"{PID_FILE}.partial")
+    written.write_text(str(os.getpid()), encoding="ascii")
+    os.replace(written, Path(folder, PID_FILE))
+    time.sleep(seconds)
 
 
 def consume_slowly(item: bytes) -> int:
