@@ -144,7 +144,7 @@ class Config:
 
     workers: `processes`; tasks: how many tasks the caller submits; max_crashes:
     how many worker crashes may happen in a run; maxtasks: `maxtasksperchild`;
-    depth: how many tasks a worker holds at most (refpool: 4 for a process);
+    depth: how many tasks a worker holds at most (refpool: 8);
     allow_terminate: whether the caller may call terminate(); submit_upfront:
     the tasks are all submitted before anything else happens (else `submit` is
     a caller action, allowed while RUN); bugs: names from BUGS to seed.

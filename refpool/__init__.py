@@ -5,7 +5,7 @@ small, and its parts are separate, so it can be read as well as run::
 
     caller --apply_async/map/imap--> task queue --> TaskHandler: encodes tasks and offers them
                                                       |  to the Roster: the least busy worker with
-                                                      |  room is recorded as holding each (up to 4
+                                                      |  room is recorded as holding each (up to 8
                                                       v  per process), else it waits in `ready`
                                    worker inbox (one per worker) --> worker loop: claims each task
                                         ^                                 |   before it starts it
