@@ -541,6 +541,10 @@ class Roster:
         room = self.cond if len(self.ready) <= self._wake_at < ready_before else None
         if not touched and room is None:
             return NOTHING
+        # Once per outcome: most often one worker, touched once or more.
+        first = touched[0] if touched else None
+        if all(record is first for record in touched):
+            return Handout((first,) if first is not None else (), room)
         return Handout(tuple(dict.fromkeys(touched)), room)
 
     def _serve(self, record: WorkerRecord, touched: list[WorkerRecord]) -> None:
