@@ -52,13 +52,12 @@ import fcntl
 import mmap
 import os
 import struct
-import tempfile
 import weakref
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.reduction import DupFd
 from queue import Empty, SimpleQueue
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 _COUNTERS: Final = struct.Struct("=qq")  # claimed, revoked
 _REVOKED: Final = struct.Struct("=q")
@@ -87,25 +86,6 @@ def taken_back(numbers: list[int], claimed: int) -> list[int]:
     post: [n for n in numbers if n <= claimed] + __return__ == numbers
     """
     return [n for n in numbers if n > claimed]
-
-
-class TakeBack(Protocol):
-    """The parent's side of a worker's claims."""
-
-    def take_back(self, last_sent: int) -> int:
-        """Revoke every task the worker has not started, up to `last_sent`; return the number
-        of the last task it has started (`claimed`)."""
-        ...
-
-
-class ClaimWord(TakeBack, Protocol):
-    """The two counters of one process worker, and the two steps on them."""
-
-    def claim(self, number: int) -> bool:
-        """The worker's step: True if it may start task `number` (now claimed), False to skip it."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class ThreadInbox:
@@ -211,6 +191,8 @@ def _anonymous_file(size: int) -> int:
     if hasattr(os, "memfd_create"):  # Linux
         fd = os.memfd_create("refpool-claim")
     else:
+        import tempfile  # here: every worker imports this module, and only the parent needs it
+
         with tempfile.TemporaryFile() as unnamed:
             fd = os.dup(unnamed.fileno())
     os.ftruncate(fd, size)

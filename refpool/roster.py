@@ -85,7 +85,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple, Protocol
 
-from .claims import TakeBack, taken_back
+from .claims import taken_back
 from .messages import SHUTDOWN, Shutdown
 from .observer import (
     Observer,
@@ -97,6 +97,19 @@ from .observer import (
     WorkerExited,
     WorkerStarted,
 )
+
+
+class TakeBack(Protocol):
+    """The parent's side of a worker's claims (claims.SharedClaimWord, claims.ThreadInbox).
+
+    Defined here, not in claims.py, which every worker process imports: a
+    Protocol costs a spawned worker a millisecond to define, and it needs none.
+    """
+
+    def take_back(self, last_sent: int) -> int:
+        """Revoke every task the worker has not started, up to `last_sent`; return the number
+        of the last task it has started (`claimed`)."""
+        ...
 
 
 class WorkerHandle(Protocol):

@@ -22,7 +22,7 @@ from queue import SimpleQueue
 from typing import Any, Protocol
 
 from . import wire
-from .claims import ClaimWord, ThreadInbox
+from .claims import SharedClaimWord, ThreadInbox
 from .errors import MaybeEncodingError
 from .messages import SHUTDOWN, Call, CallTuple, Shutdown, Task, WorkerGone
 
@@ -93,7 +93,7 @@ def starmapstar(args: tuple[Callable[..., Any], tuple[tuple[Any, ...], ...]]) ->
 class ProcessPort:
     """A process worker's pipes; what travels on them is laid out in wire.py."""
 
-    def __init__(self, inbox: Connection, outbox: Connection, claims: ClaimWord) -> None:
+    def __init__(self, inbox: Connection, outbox: Connection, claims: SharedClaimWord) -> None:
         # The Connections keep the descriptors open; they are read and written
         # as frames, several at a time (wire.py), not with recv_bytes and send_bytes.
         self._inbox = inbox
@@ -148,7 +148,7 @@ class ProcessPort:
 def process_worker_main(
     inbox: Connection,
     outbox: Connection,
-    claims: ClaimWord,
+    claims: SharedClaimWord,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     maxtasks: int | None,
