@@ -47,10 +47,10 @@ WorkerConfig = tuple[Any, tuple[Any, ...], int | None]  # initializer, initargs,
 # round trip to the parent between tasks, and the parent's threads take turns
 # once per task; with several, the parent writes and reads them in bursts, and
 # a thread worker asks the roster for more once per several tasks. Measured
-# here (benchmarks/README.md), imap over tiny items in processes took 1.4
-# times as long with 2 as with 8, and 0.95 times with 16: more would mostly
-# make imap read further ahead (API-5) and leave more to take back when a
-# worker goes idle.
+# here (benchmarks/README.md), imap over tiny items in processes took 1.2 to
+# 1.6 times as long with 2 or 4 as with 8, and 0.95 times as long with 16:
+# more would mostly make imap read further ahead (API-5) and leave more to
+# take back when a worker goes idle.
 TASKS_IN_FLIGHT = 8
 
 # When the pipe's capacity cannot be asked (not Linux): macOS pipes start at
