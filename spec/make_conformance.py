@@ -95,6 +95,8 @@ EXPLAINED: dict[tuple[str, str], str] = {
     ("ray", "JOB-4"): "error_callback receives a PoolTaskError wrapper, not the exception get() raises.",
     ("ray", "JOB-5"): "a callback that raises does not fail its job: get() returns the value.",
     ("ray", "WORK-5"): "a quick task waited behind a running one while a worker was idle.",
+    ("ray", "LOST-3"): "the tasks queued on a pool actor fail with it when it dies (ActorDiedError), "
+    "though they never started.",
     ("ray", "SHUT-6"): "Ray's daemon processes remain after close() and join().",
     ("ray", "*"): "a second, larger pool in the same process could not start (see the note).",
 }

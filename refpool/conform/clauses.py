@@ -61,10 +61,20 @@ def outcome(job: Any, what: str, hang: str = "", timeout: float = WAIT) -> tuple
     step(f"{what}: get({timeout:g})")
     try:
         return True, job.get(timeout)
-    except multiprocessing.TimeoutError:
-        raise Broken(hang or f"{what}: the job did not settle within {timeout:g} s") from None
     except Exception as error:
+        if timed_out(error):
+            raise Broken(hang or f"{what}: the job did not settle within {timeout:g} s") from None
         return False, error
+
+
+def timed_out(error: BaseException) -> bool:
+    """Whether get(timeout) or next(timeout) gave up: multiprocessing's TimeoutError, or that
+    of a fork of it (multiprocess, billiard), which is another class; never the builtin
+    TimeoutError, which a task may raise."""
+    kind = type(error)
+    return isinstance(error, multiprocessing.TimeoutError) or (
+        kind.__name__ == "TimeoutError" and kind.__module__ != "builtins"
+    )
 
 
 def value_of(job: Any, what: str, hang: str = "") -> Any:
@@ -91,9 +101,9 @@ def next_of(iterator: Any, what: str, hang: str = "") -> tuple[str, Any]:
         return "value", iterator.next(WAIT)
     except StopIteration:
         return "stop", None
-    except multiprocessing.TimeoutError:
-        raise Broken(hang or f"{what}: next({WAIT:g}) timed out") from None
     except Exception as error:
+        if timed_out(error):
+            raise Broken(hang or f"{what}: next({WAIT:g}) timed out") from None
         return "error", error
 
 
