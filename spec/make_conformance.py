@@ -73,9 +73,8 @@ EXPLAINED: dict[tuple[str, str], str] = {
     ("multiprocess", "ERR-1"): "dill pickles what pickle cannot, so the 'unpicklable' result travels back.",
     ("multiprocess", "ERR-2"): "the undecodable result leaves get() waiting, as in the stdlib (gh-79492).",
     ("multiprocess", "ERR-3"): "dill pickles a local function, so the task runs instead of failing.",
-    ("multiprocess", "LOST-1"): "a job whose worker was killed never settles (bpo-22393), and the check's "
-    "cleanup hung too.",
-    ("multiprocess", "SHUT-5"): "terminate() leaves a running job unsettled, and the check's cleanup hung too.",
+    ("multiprocess", "LOST-1"): "a job whose worker died never settles, as in the stdlib (bpo-22393).",
+    ("multiprocess", "SHUT-5"): "terminate() leaves unfinished jobs unsettled, as the stdlib's does.",
     # Ray's pool runs the API on a local Ray cluster (see the note above its table).
     ("ray", "LIFE-1"): "repr(pool) shows no state (the default object repr).",
     ("ray", "LIFE-2"): "repr(pool) shows no state, so the transitions cannot be observed.",
