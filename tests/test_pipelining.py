@@ -4,7 +4,8 @@ A worker, process or thread, holds up to eight tasks (WORK-3); these tests
 show what that must not change: a short task never waits behind a long one
 while a worker is idle (WORK-5), a task taken back runs once (WORK-6), a
 crash fails only the task that was running (LOST-3), and a task too big for
-a worker's inbox budget goes to an idle worker alone (WORK-7). Each run is also checked against the trace invariants.
+a worker's inbox budget goes to an idle worker alone (WORK-7). Each run is
+also checked against the trace invariants.
 """
 
 from __future__ import annotations
