@@ -2,8 +2,9 @@
 
 Misuse by the caller is a `ValueError` (see `lifecycle.PoolStateError`), as in
 the stdlib. Breakage from outside the caller's code has its own types here.
-The stdlib's `MaybeEncodingError` and `TimeoutError` are re-exported, not
-copied, so that `except multiprocessing.TimeoutError` catches refpool's too.
+The stdlib's `MaybeEncodingError`, `RemoteTraceback` and `TimeoutError` are
+re-exported, not copied, so that `except multiprocessing.TimeoutError` catches
+refpool's too.
 """
 
 from __future__ import annotations
@@ -26,19 +27,15 @@ __all__ = [
 MaybeEncodingError: type[Exception] = multiprocessing.pool.MaybeEncodingError  # type: ignore[attr-defined]
 
 
-class RemoteTraceback(Exception):
-    """The traceback text of an exception raised in a worker process.
+# The traceback text of an exception raised in a worker process, chained as
+# the `__cause__` of the exception that `get()` re-raises (JOB-3): the stdlib's
+# class, so that code written for it (`isinstance`, `.tb`) works unchanged.
+RemoteTraceback: type[Exception] = multiprocessing.pool.RemoteTraceback  # type: ignore[attr-defined]
 
-    Chained as `__cause__` of the re-raised exception, so the caller's report
-    shows where in the worker it happened.
-    """
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.text}"""'
+def remote_traceback(text: str) -> Exception:
+    """The `__cause__` for a worker's formatted traceback, laid out as CPython's pool does."""
+    return RemoteTraceback(f'\n"""\n{text}"""')
 
 
 def describe_exitcode(exitcode: int | None) -> str:

@@ -22,11 +22,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .errors import RemoteTraceback, ResultDecodingError, WorkerLostError
+from .errors import ResultDecodingError, WorkerLostError, remote_traceback
 from .jobs import JobCache
 from .messages import Outcome, WorkerGone
 from .roster import Handout, Roster, TaskKey, send_all
-from .transport import Transport
+from .transport import Event, Transport
 
 
 class ResultHandler:
@@ -47,29 +47,36 @@ class ResultHandler:
 
     def _run(self) -> None:
         while not self._roster.finished():
-            events = self._transport.wait(self._roster.handles())
-            for gone in (event for event in events if isinstance(event, WorkerGone)):
-                self._roster.exited(gone.worker_id)  # before its last outcomes are settled
-            # Outcomes come in bursts: settle them all in the roster, write the
-            # tasks that this frees room for (one write per worker), and only
-            # then deliver the outcomes, while the workers run those tasks.
-            handouts: list[Handout] = []
-            outcomes: list[Outcome] = []
-            for event in events:
-                if self._roster.terminating:
-                    return  # terminate() fails what is left
-                if isinstance(event, WorkerGone):
-                    self._deliver(handouts, outcomes)  # what the worker sent comes first
-                    self._on_worker_gone(event)
-                elif isinstance(event, Outcome):
-                    outcomes.append(event)  # a thread worker's, settled in the roster already
-                else:
-                    worker_id, outcome = event
-                    key = (outcome.job_id, outcome.position)
-                    handouts.append(self._roster.settle(worker_id, key, outcome.success))
-                    outcomes.append(outcome)
-            self._deliver(handouts, outcomes)
+            # Handled in a call of its own, so that nothing of the last outcomes
+            # stays referenced while this thread waits for more (SHUT-8).
+            if not self._handle(self._transport.wait(self._roster.handles())):
+                return  # terminate() fails what is left
         self._finished()  # no worker is needed any more
+
+    def _handle(self, events: list[Event]) -> bool:
+        """Settle what the workers sent; False if the pool is terminating."""
+        for gone in (event for event in events if isinstance(event, WorkerGone)):
+            self._roster.exited(gone.worker_id)  # before its last outcomes are settled
+        # Outcomes come in bursts: settle them all in the roster, write the
+        # tasks that this frees room for (one write per worker), and only
+        # then deliver the outcomes, while the workers run those tasks.
+        handouts: list[Handout] = []
+        outcomes: list[Outcome] = []
+        for event in events:
+            if self._roster.terminating:
+                return False
+            if isinstance(event, WorkerGone):
+                self._deliver(handouts, outcomes)  # what the worker sent comes first
+                self._on_worker_gone(event)
+            elif isinstance(event, Outcome):
+                outcomes.append(event)  # a thread worker's, settled in the roster already
+            else:
+                worker_id, outcome = event
+                key = (outcome.job_id, outcome.position)
+                handouts.append(self._roster.settle(worker_id, key, outcome.success))
+                outcomes.append(outcome)
+        self._deliver(handouts, outcomes)
+        return True
 
     def _deliver(self, handouts: list[Handout], outcomes: list[Outcome]) -> None:
         send_all(handouts)
@@ -101,7 +108,7 @@ class ResultHandler:
         if not isinstance(value, BaseException):
             return False, self._undecodable(outcome, TypeError(f"{value!r} is not an exception"))
         if outcome.remote_traceback is not None:
-            value.__cause__ = RemoteTraceback(outcome.remote_traceback)
+            value.__cause__ = remote_traceback(outcome.remote_traceback)
         return False, value
 
     def _undecodable(self, outcome: Outcome, cause: Exception) -> ResultDecodingError:
@@ -120,6 +127,8 @@ class ResultHandler:
             return
         handout.send()  # the tasks it had not started, to other workers
         record.handle.join()
+        with record.writing:  # no thread may be writing to the inbox being closed
+            self._transport.release(record.handle)
         if lost is not None:
             error = WorkerLostError(record.handle.pid, gone.exitcode, *lost)
             self._cache.deliver(*lost, False, error)

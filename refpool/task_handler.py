@@ -82,7 +82,11 @@ class TaskHandler:
                 self._transport.wake()  # the result handler may have no worker left to wait for
                 return
             assert isinstance(batch, TaskBatch)
-            if not self._hand_out(batch, prepared):
+            handed_out = self._hand_out(batch, prepared)
+            # The batch holds the caller's input: not kept while this thread
+            # waits for the next one (SHUT-8).
+            del batch
+            if not handed_out:
                 return
 
     def _hand_out(self, batch: TaskBatch, prepared: list[ReadyTask]) -> bool:

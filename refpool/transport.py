@@ -79,7 +79,16 @@ class Transport(Protocol):
     def decode(self, payload: Any) -> Any: ...
     def wait(self, handles: tuple[WorkerHandle, ...]) -> list[Event]: ...
     def wake(self) -> None: ...
-    def close(self) -> None: ...
+    def release(self, handle: WorkerHandle) -> None:
+        """Close what the parent holds of a worker that is gone: its pipes and its claim word.
+        Called by the result handler, the thread that `wait`s, with the worker's `writing` lock
+        held, so that no other thread is writing to the inbox (SHUT-7)."""
+        ...
+
+    def close(self) -> None:
+        """Release every worker not released yet and the transport's own descriptors; called
+        once no handler thread runs (SHUT-7)."""
+        ...
 
 
 class ProcessWorker:
@@ -95,6 +104,11 @@ class ProcessWorker:
     ) -> None:
         self.worker_id = worker_id
         self.process = process
+        # Kept: once the process object is closed (its sentinel released),
+        # it answers nothing, not even its pid.
+        self._pid = process.pid
+        self.exitcode: int | None = None  # set by `join`
+        self._joining = threading.Lock()  # the result handler and join() may both join
         self.inbox = inbox  # parent writes tasks
         self.outbox = outbox  # parent reads outcomes
         self.outbox_open = True
@@ -107,7 +121,7 @@ class ProcessWorker:
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid
+        return self._pid
 
     def send(self, items: Sequence[Outgoing]) -> None:
         """Write these tasks and sentinels, in order, in as few writes as the pipe allows."""
@@ -122,14 +136,32 @@ class ProcessWorker:
         wire.write_frames(self.inbox.fileno(), buffers)
 
     def kill(self) -> None:
-        if self.process.exitcode is None:
-            self.process.terminate()
+        # Not under `_joining`: a join may be waiting for this very kill.
+        with contextlib.suppress(ValueError):  # closed meanwhile by `join`: it has exited
+            if self.process.exitcode is None:
+                self.process.terminate()
 
     def join(self) -> None:
-        self.process.join()
+        """Wait for the process to exit, then close the process object (its sentinel's descriptor)."""
+        with self._joining:
+            if self.exitcode is None:
+                self.process.join()
+                self.exitcode = self.process.exitcode
+                self.process.close()
 
     def is_alive(self) -> bool:
-        return self.process.is_alive()
+        try:
+            return self.process.is_alive()
+        except ValueError:  # closed by `join`
+            return False
+
+    def release(self) -> None:
+        """Close the parent's ends of the pipes and its claim word; the process object is
+        closed by `join`, once the process has exited."""
+        self.outbox_open = False
+        self.inbox.close()
+        self.outbox.close()
+        self.claims.close()
 
 
 def inbox_budget(inbox: Connection) -> int:
@@ -167,6 +199,8 @@ class ProcessTransport:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._watched: dict[int, tuple[ProcessWorker, bool]] = {}
         self._watched_handles: tuple[WorkerHandle, ...] = ()
+        # Every worker started and not yet released: what `close` releases.
+        self._unreleased: dict[int, ProcessWorker] = {}
 
     def bind(self, settler: InProcessSettler) -> None:
         pass  # a process worker's outcomes come back over its pipe
@@ -187,7 +221,9 @@ class ProcessTransport:
         # into workers forked later and the pipes end when the worker does.
         inbox_r.close()
         outbox_w.close()
-        return ProcessWorker(worker_id, process, inbox_w, outbox_r, claims)
+        worker = ProcessWorker(worker_id, process, inbox_w, outbox_r, claims)
+        self._unreleased[worker_id] = worker
+        return worker
 
     def encode(self, task: Task) -> bytes:
         """Called by the task handler alone: `_pickler` is for one thread."""
@@ -221,9 +257,21 @@ class ProcessTransport:
             # The process has exited, so everything it wrote is in the pipe:
             # read it all before saying it is gone.
             events.extend(self._drain(worker))
-            worker.process.join()
-            events.append(WorkerGone(worker.worker_id, worker.process.exitcode))
+            worker.join()
+            events.append(WorkerGone(worker.worker_id, worker.exitcode))
         return events
+
+    def release(self, handle: WorkerHandle) -> None:
+        assert isinstance(handle, ProcessWorker)
+        if self._unreleased.pop(handle.worker_id, None) is None:
+            return
+        # Unwatched before closed: a closed descriptor's number is soon another worker's.
+        for fd, (worker, _) in list(self._watched.items()):
+            if worker is handle:
+                self._selector.unregister(fd)
+                del self._watched[fd]
+        self._watched_handles = ()
+        handle.release()
 
     def _watch(self, workers: list[ProcessWorker]) -> None:
         """Register the outboxes and sentinels of these workers, and only theirs."""
@@ -284,8 +332,10 @@ class ProcessTransport:
             os.write(self._wake_w, b"!")
 
     def close(self) -> None:
-        """Release the wake pipe; called once no handler thread runs, maybe by two threads."""
+        """Maybe called by two threads at once (join and terminate)."""
         with self._closing:
+            for worker in list(self._unreleased.values()):
+                self.release(worker)
             if self._wake_r >= 0:
                 self._selector.close()
                 os.close(self._wake_r)
@@ -377,6 +427,9 @@ class ThreadTransport:
 
     def wake(self) -> None:
         self._events.put(_WAKE)
+
+    def release(self, handle: WorkerHandle) -> None:
+        pass  # a thread's inbox is a deque: the collector frees it
 
     def close(self) -> None:
         pass  # queues need no closing

@@ -72,8 +72,12 @@ class Pickler:
         """Raises whatever pickling `value` raises; the pickler stays usable."""
         self._buffer.seek(0)
         self._buffer.truncate()
-        self._pickler.clear_memo()
-        self._pickler.dump(value)
+        try:
+            self._pickler.dump(value)
+        finally:
+            # The memo refers to what was pickled: cleared after, not before,
+            # so that the pickler keeps nothing of the last task alive (SHUT-8).
+            self._pickler.clear_memo()
         return self._buffer.getvalue()
 
 

@@ -63,20 +63,31 @@ def worker_loop(
             return  # the parent has gone away
         if isinstance(received, Shutdown):
             return
-        number, task = received
-        if not port.claim(number):
-            continue  # taken back: it runs in another worker (WORK-6), and does not count here
-        try:
-            func, args, kwds = port.open(task.call)
-            success, value = True, func(*args, **kwds)
-        except Exception as exc:
-            success, value = False, exc
-        try:
-            port.reply(task.job_id, task.position, success, value)
-        except (EOFError, OSError):
+        ran = _run_task(port, *received)
+        # Nothing of a finished task stays referenced while the worker waits
+        # for the next (SHUT-8): the task's locals ended with `_run_task`.
+        del received
+        if ran is None:
             return
-        del received, task, value  # do not keep the last result alive while idle
-        completed += 1
+        if ran:
+            completed += 1
+
+
+def _run_task(port: WorkerPort, number: int, task: Task) -> bool | None:
+    """Claim and run one task and send its outcome: True if it ran, False if it was taken back
+    (it runs in another worker, WORK-6, and does not count here), None if the parent is gone."""
+    if not port.claim(number):
+        return False
+    try:
+        func, args, kwds = port.open(task.call)
+        success, value = True, func(*args, **kwds)
+    except Exception as exc:
+        success, value = False, exc
+    try:
+        port.reply(task.job_id, task.position, success, value)
+    except (EOFError, OSError):
+        return None
+    return True
 
 
 def mapstar(args: tuple[Callable[..., Any], tuple[Any, ...]]) -> list[Any]:
