@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .errors import (
+        InitializerError,
         MaybeEncodingError,
         PoolTerminatedError,
         RemoteTraceback,
@@ -62,6 +63,7 @@ _HOME = {
     "AsyncResult": "jobs",
     "IMapIterator": "jobs",
     "IMapUnorderedIterator": "jobs",
+    "InitializerError": "errors",
     "MapResult": "jobs",
     "MaybeEncodingError": "errors",
     "Pool": "pool",
@@ -80,6 +82,7 @@ __all__ = [
     "AsyncResult",
     "IMapIterator",
     "IMapUnorderedIterator",
+    "InitializerError",
     "MapResult",
     "MaybeEncodingError",
     "Pool",

@@ -14,6 +14,7 @@ import signal
 from multiprocessing import TimeoutError
 
 __all__ = [
+    "InitializerError",
     "MaybeEncodingError",
     "PoolTerminatedError",
     "RemoteTraceback",
@@ -67,6 +68,23 @@ class WorkerLostError(Exception):
 
     def __reduce__(self) -> tuple[type[WorkerLostError], tuple[int | None, int | None, int, int]]:
         return type(self), (self.pid, self.exitcode, self.job_id, self.index)
+
+
+class InitializerError(Exception):
+    """Workers' initializer kept raising, so this task could not start (LOST-4).
+
+    Its `__cause__` is the last initializer's exception.
+    """
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(
+            f"the pool's initializer raised in {failures} workers in a row, so no worker could "
+            "start this task; the initializer's exception is the cause"
+        )
+        self.failures = failures
+
+    def __reduce__(self) -> tuple[type[InitializerError], tuple[int]]:
+        return type(self), (self.failures,)
 
 
 class PoolTerminatedError(Exception):

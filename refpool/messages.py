@@ -1,8 +1,9 @@
 """The records that travel between the pool and its workers.
 
 Parent -> worker: a `Task` (one call, or one chunk of a map) or `SHUTDOWN`.
-Worker -> parent: one `Outcome` per task. Inside the parent, `WorkerGone` says
-that a worker has exited and that every outcome it sent has been read.
+Worker -> parent: one `Outcome` per task, or one for its initializer's
+exception. Inside the parent, `WorkerGone` says that a worker has exited and
+that every outcome it sent has been read.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ class Shutdown(NamedTuple):
 SHUTDOWN: Final = Shutdown()
 
 
+# The job id of the outcome a worker sends when its initializer raises: the
+# payload is the initializer's exception (LOST-4).
+INITIALIZER_FAILED: Final = -1
+
+
 class WorkerGone(NamedTuple):
     worker_id: int
     exitcode: int | None
+    # Its initializer's exception, as an outcome (INITIALIZER_FAILED), if it
+    # raised: the worker then started no task (LOST-4).
+    initializer_failure: Outcome | None = None

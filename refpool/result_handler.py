@@ -22,10 +22,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ResultDecodingError, WorkerLostError, remote_traceback
+from .errors import InitializerError, ResultDecodingError, WorkerLostError, remote_traceback
 from .jobs import JobCache
 from .messages import Outcome, WorkerGone
-from .roster import Handout, Roster, TaskKey, send_all
+from .roster import Handout, Roster, TaskKey, WorkerRecord, send_all
 from .transport import Event, Transport
 
 
@@ -122,14 +122,36 @@ class ResultHandler:
         return error
 
     def _on_worker_gone(self, gone: WorkerGone) -> None:
+        if gone.initializer_failure is not None:
+            self._on_initializer_failure(gone, gone.initializer_failure)
+            return
         record, lost, handout = self._roster.remove(gone.worker_id, gone.exitcode)
         if record is None:
             return
         handout.send()  # the tasks it had not started, to other workers
-        record.handle.join()
-        with record.writing:  # no thread may be writing to the inbox being closed
-            self._transport.release(record.handle)
+        self._release(record)
         if lost is not None:
             error = WorkerLostError(record.handle.pid, gone.exitcode, *lost)
             self._cache.deliver(*lost, False, error)
         self._worker_gone()
+
+    def _on_initializer_failure(self, gone: WorkerGone, failure: Outcome) -> None:
+        """The worker started none of its tasks: they go to others, or fail if workers keep
+        failing to start (LOST-4)."""
+        record, failed, handout = self._roster.remove_uninitialized(gone.worker_id, gone.exitcode)
+        if record is None:
+            return
+        handout.send()
+        self._release(record)
+        if failed:
+            _, cause = self._open(failure)
+            for key in failed:
+                error = InitializerError(self._roster.initializer_failures)
+                error.__cause__ = cause
+                self._cache.deliver(*key, False, error)
+        self._worker_gone()  # its replacement starts after a pause (worker_handler.py)
+
+    def _release(self, record: WorkerRecord) -> None:
+        record.handle.join()
+        with record.writing:  # no thread may be writing to the inbox being closed
+            self._transport.release(record.handle)

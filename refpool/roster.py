@@ -181,6 +181,28 @@ def workers_to_start(processes: int, live: int, closing: bool, waiting: int, ter
     return processes - live
 
 
+# LOST-4: a worker whose initializer raised is replaced after a pause that
+# doubles with each such failure in a row, so that a pool whose initializer
+# always fails does not start worker after worker as fast as it can.
+FIRST_INITIALIZER_PAUSE_MS: Final = 100
+LONGEST_INITIALIZER_PAUSE_MS: Final = 2000
+# From this many failures in a row, tasks fail instead of waiting for a worker.
+INITIALIZER_FAILURES_BEFORE_FAILING: Final = 3
+
+
+def initializer_pause_ms(failures: int) -> int:
+    """Milliseconds to wait before starting workers, after `failures` initializer failures in a row.
+
+    pre: failures >= 0
+    post: 0 <= __return__ <= LONGEST_INITIALIZER_PAUSE_MS
+    post: (__return__ == 0) == (failures == 0)
+    post: failures < 2 or __return__ >= initializer_pause_ms(failures - 1)
+    """
+    if failures == 0:
+        return 0
+    return min(FIRST_INITIALIZER_PAUSE_MS << min(failures - 1, 16), LONGEST_INITIALIZER_PAUSE_MS)
+
+
 # WORK-3, WORK-4: a worker handed `maxtasks` tasks takes no more and exits by itself.
 def retiring(handed_out: int, maxtasks: int | None) -> bool:
     """Whether a worker has been handed its `maxtasks` tasks (less those taken back).
@@ -355,6 +377,8 @@ class Roster:
         self.closing = False  # closed, and every task offered: idle workers get their sentinels
         self.terminating = False
         self._next_id = 0
+        # Workers whose initializer raised, in a row: no outcome read since (LOST-4).
+        self.initializer_failures = 0
 
     # --- worker handler -------------------------------------------------
     def missing(self) -> int:
@@ -496,21 +520,59 @@ class Roster:
             keys = list(record.held)
             lost = keys[0] if keys else None
             requeued = [ReadyTask(k, record.held[k].wire, record.held[k].size) for k in keys[1:]]
-            if self._observe is not None:
-                self._observe(
-                    WorkerExited(
-                        worker_id,
-                        record.handle.pid,
-                        exitcode,
-                        () if lost is None else (lost,),
-                        tuple(k for k, _, _ in requeued),
-                    )
+            return record, lost, self._requeue(record, exitcode, lost, requeued)
+
+    def remove_uninitialized(
+        self, worker_id: int, exitcode: int | None
+    ) -> tuple[WorkerRecord | None, list[TaskKey], Handout]:
+        """The worker's initializer raised, and everything it sent has been read (LOST-4).
+
+        It started no task: all it held go back to the front of `ready`. From
+        the third such failure in a row, those and every other task in `ready`
+        are returned instead, to fail with the initializer's error, so that no
+        job waits for a worker that cannot start. Returns the record, those
+        tasks, and the handout.
+        """
+        with self.cond:
+            self.initializer_failures += 1
+            record = self.workers.pop(worker_id, None)
+            self._handles = tuple(h for h in self._handles if h.worker_id != worker_id)
+            if record is None:
+                return None, [], NOTHING
+            requeued = [ReadyTask(k, held.wire, held.size) for k, held in record.held.items()]
+            if self.initializer_failures < INITIALIZER_FAILURES_BEFORE_FAILING or self.terminating:
+                return record, [], self._requeue(record, exitcode, None, requeued)
+            self._requeue(record, exitcode, None, requeued, serve=False)  # to fail, below
+            failed = [task.key for task in self.ready]
+            self.ready.clear()
+            self.cond.notify_all()  # the task handler may be waiting for room in `ready`
+            return record, failed, self.serve_all()  # sentinels for idle workers, if closing
+
+    def _requeue(
+        self,
+        record: WorkerRecord,
+        exitcode: int | None,
+        lost: TaskKey | None,
+        requeued: list[ReadyTask],
+        serve: bool = True,
+    ) -> Handout:
+        """Caller holds cond and has removed `record`: its tasks that never started go first in
+        `ready`, and the workers with room are served."""
+        if self._observe is not None:
+            self._observe(
+                WorkerExited(
+                    record.worker_id,
+                    record.handle.pid,
+                    exitcode,
+                    () if lost is None else (lost,),
+                    tuple(k for k, _, _ in requeued),
                 )
-            record.held.clear()
-            if self.terminating:
-                return record, lost, NOTHING
-            self.ready.extendleft(reversed(requeued))
-            return record, lost, self.serve_all()
+            )
+        record.held.clear()
+        if self.terminating:
+            return NOTHING
+        self.ready.extendleft(reversed(requeued))
+        return self.serve_all() if serve else NOTHING
 
     def handles(self) -> tuple[WorkerHandle, ...]:
         """The workers in the roster; the same object until one comes or goes."""
@@ -536,6 +598,7 @@ class Roster:
         if record is None:
             return None
         held = record.held.pop(key, None)
+        self.initializer_failures = 0  # a worker that sends an outcome has started (LOST-4)
         if self._observe is not None:
             self._observe(OutcomeDelivered(worker_id, *key, success))
         if held is not None:

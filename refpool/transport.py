@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from . import wire
 from .claims import SharedClaimWord, ThreadInbox
-from .messages import Call, Outcome, Shutdown, Task, WorkerGone
+from .messages import INITIALIZER_FAILED, Call, Outcome, Shutdown, Task, WorkerGone
 from .roster import Outgoing, WorkerHandle
 from .worker import InProcessSettler, ThreadPort, process_worker_main, thread_worker_main
 
@@ -116,6 +116,7 @@ class ProcessWorker:
         # for the rest of one: the outbox is read only when select() says so.
         os.set_blocking(outbox.fileno(), False)
         self.reader = wire.FrameReader()
+        self.initializer_failure: Outcome | None = None  # its last word, if its initializer raised
         self.claims = claims
         self.inbox_budget = inbox_budget(inbox)
 
@@ -258,7 +259,7 @@ class ProcessTransport:
             # read it all before saying it is gone.
             events.extend(self._drain(worker))
             worker.join()
-            events.append(WorkerGone(worker.worker_id, worker.exitcode))
+            events.append(WorkerGone(worker.worker_id, worker.exitcode, worker.initializer_failure))
         return events
 
     def release(self, handle: WorkerHandle) -> None:
@@ -294,14 +295,24 @@ class ProcessTransport:
         data = self._read(worker)
         if not data:
             return []
-        return [(worker.worker_id, wire.unpack_outcome(frame)) for frame in worker.reader.feed(data)]
+        return self._outcomes(worker, data)
 
     def _drain(self, worker: ProcessWorker) -> list[Event]:
         """Everything left in an exited worker's pipe. Never waits for the pipe's end: a
         process that a task started may still hold it open."""
         events: list[Event] = []
         while (data := self._read(worker)) is not None:
-            events += [(worker.worker_id, wire.unpack_outcome(f)) for f in worker.reader.feed(data)]
+            events += self._outcomes(worker, data)
+        return events
+
+    def _outcomes(self, worker: ProcessWorker, data: bytes) -> list[Event]:
+        events: list[Event] = []
+        for frame in worker.reader.feed(data):
+            outcome = wire.unpack_outcome(frame)
+            if outcome.job_id == INITIALIZER_FAILED:
+                worker.initializer_failure = outcome  # it exits next: said with WorkerGone
+            else:
+                events.append((worker.worker_id, outcome))
         return events
 
     def _read(self, worker: ProcessWorker) -> bytes | None:

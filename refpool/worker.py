@@ -12,8 +12,10 @@ the meantime is skipped, and runs in another worker instead.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import selectors
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -24,7 +26,7 @@ from typing import Any, Protocol
 from . import wire
 from .claims import SharedClaimWord, ThreadInbox
 from .errors import MaybeEncodingError
-from .messages import SHUTDOWN, Call, CallTuple, Shutdown, Task, WorkerGone
+from .messages import INITIALIZER_FAILED, SHUTDOWN, Call, CallTuple, Outcome, Shutdown, Task, WorkerGone
 
 # How often an idle process worker checks that its parent is still alive. An
 # orphaned worker otherwise waits forever: with fork, its siblings inherit the
@@ -52,25 +54,34 @@ def worker_loop(
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     maxtasks: int | None,
-) -> None:
+) -> bool:
+    """Run tasks until told to stop; False if the initializer raised (then no task ran)."""
     if initializer is not None:
-        initializer(*initargs)
+        try:
+            initializer(*initargs)
+        except Exception as exc:
+            # The parent hands this worker's tasks to others, and fails them
+            # with this exception only if its replacements keep failing (LOST-4).
+            with contextlib.suppress(EOFError, OSError):
+                port.reply(INITIALIZER_FAILED, 0, False, exc)
+            return False
     completed = 0
     while maxtasks is None or completed < maxtasks:
         try:
             received = port.receive()
         except (EOFError, OSError):
-            return  # the parent has gone away
+            return True  # the parent has gone away
         if isinstance(received, Shutdown):
-            return
+            return True
         ran = _run_task(port, *received)
         # Nothing of a finished task stays referenced while the worker waits
         # for the next (SHUT-8): the task's locals ended with `_run_task`.
         del received
         if ran is None:
-            return
+            return True
         if ran:
             completed += 1
+    return True
 
 
 def _run_task(port: WorkerPort, number: int, task: Task) -> bool | None:
@@ -164,7 +175,8 @@ def process_worker_main(
     initargs: tuple[Any, ...],
     maxtasks: int | None,
 ) -> None:
-    worker_loop(ProcessPort(inbox, outbox, claims), initializer, initargs, maxtasks)
+    if not worker_loop(ProcessPort(inbox, outbox, claims), initializer, initargs, maxtasks):
+        sys.exit(1)  # as CPython's worker, whose initializer's exception ends it, but quietly
 
 
 class InProcessSettler(Protocol):
@@ -196,6 +208,7 @@ class ThreadPort:
         self._settler = settler
         self._killed = killed
         self._finished: list[tuple[tuple[int, int], bool]] = []
+        self.initializer_failure: Outcome | None = None
 
     def receive(self) -> Numbered | Shutdown:
         # A thread cannot be killed; terminate() sets `killed`, and the worker
@@ -218,6 +231,9 @@ class ThreadPort:
         return call
 
     def reply(self, job_id: int, index: int, success: bool, value: Any) -> None:
+        if job_id == INITIALIZER_FAILED:
+            self.initializer_failure = Outcome(job_id, index, success, value, None)
+            return
         self._settler.deliver_in_worker(job_id, index, success, value)
         self._finished.append(((job_id, index), success))
 
@@ -236,10 +252,10 @@ def thread_worker_main(
 ) -> None:
     exitcode = 1
     try:
-        worker_loop(port, initializer, initargs, maxtasks)
-        exitcode = 0
+        if worker_loop(port, initializer, initargs, maxtasks):
+            exitcode = 0
     finally:
         # A process's death is seen through its sentinel; a thread says so
         # itself, after its last outcome, so none is read after WorkerGone.
         port.report(more=False)
-        events.put(WorkerGone(worker_id, exitcode))
+        events.put(WorkerGone(worker_id, exitcode, port.initializer_failure))

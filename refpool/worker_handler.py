@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import traceback
 from typing import Final
 
-from .roster import Roster
+from .roster import Roster, initializer_pause_ms
 from .transport import Transport
 
 _CHANGED: Final = "changed"
@@ -50,6 +51,18 @@ class WorkerHandler:
         if failure is not None:
             raise failure
 
+    def _pause_after_initializer_failures(self) -> bool:
+        """Wait before starting workers, after initializers failed (LOST-4); False if told
+        to stop meanwhile. Requests that come during the pause are answered by its end."""
+        deadline = time.monotonic() + initializer_pause_ms(self._roster.initializer_failures) / 1000
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if self._requests.get(timeout=left) == _STOP:
+                    return False
+            except queue.Empty:
+                break
+        return True
+
     def worker_gone(self) -> None:
         self._requests.put(_CHANGED)
 
@@ -63,7 +76,7 @@ class WorkerHandler:
                 request = self._requests.get(timeout=retry)
             except queue.Empty:
                 request = _CHANGED
-            if request == _STOP:
+            if request == _STOP or not self._pause_after_initializer_failures():
                 return
             try:
                 self.maintain()

@@ -19,7 +19,6 @@ from pool_helpers import (
     announce_and_wait,
     call_sys_exit,
     exit_abruptly,
-    failing_initializer,
     kill_self_on,
     pid_of_worker,
     remember_queue,
@@ -129,13 +128,6 @@ def test_a_lost_worker_after_close_still_lets_join_return(make_process_pool: Mak
     with pytest.raises(refpool.WorkerLostError):
         doomed.get(0)
     assert fine.ready()
-
-
-def test_a_failing_initializer_fails_jobs_instead_of_hanging(make_process_pool: MakePool) -> None:
-    """Checks LOST-1."""
-    pool = make_process_pool(1, initializer=failing_initializer)
-    with pytest.raises(refpool.WorkerLostError, match="exit code 1"):
-        pool.apply_async(square, (1,)).get(timeout=PROMPTLY)
 
 
 def test_maxtasksperchild_replaces_workers_and_finishes_after_close(make_process_pool: MakePool) -> None:

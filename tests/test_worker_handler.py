@@ -30,7 +30,7 @@ class FlakyTransport:
 
 
 def test_a_failed_start_still_sends_the_workers_started_before_it_their_tasks() -> None:
-    """Checks WORK-1, WORK-3: no task is left recorded as held and never written."""
+    """Checks WORK-8: no task is left recorded as held and never written."""
     roster = Roster(3, None, 2)
     roster.ready.extend(ReadyTask((0, i), f"wire{i}", 1) for i in range(3))
     transport = FlakyTransport(fail_at=2)

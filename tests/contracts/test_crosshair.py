@@ -4,7 +4,7 @@ Each module is checked by `crosshair check --analysis_kind=PEP316` in a
 subprocess under an outer timeout: CrossHair's own --per_condition_timeout
 counts CPU time, not waiting (PITFALLS.md). The contracts pin down LIFE-2,
 LIFE-3, LIFE-4 (lifecycle.py), API-2, API-3 (chunking.py), WORK-1, WORK-2,
-WORK-3, WORK-4, WORK-5, WORK-7, SHUT-1, SHUT-2 (roster.py), WORK-6
+WORK-3, WORK-4, WORK-5, WORK-7, SHUT-1, SHUT-2, LOST-4 (roster.py), WORK-6
 (claims.py), JOB-1, JOB-6, API-4 (jobs.py).
 The whole file takes about 50 s on two cores.
 """
@@ -45,6 +45,7 @@ CONTRACTS: dict[str, dict[str, bool]] = {
         "retiring": True,
         "can_take": True,
         "needs_sentinel": True,
+        "initializer_pause_ms": True,
     },
     # taken_back loops over a symbolic list, as release_in_order over a dict: no end of paths.
     "refpool/claims.py": {"may_start": True, "taken_back": False},
