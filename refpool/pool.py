@@ -68,6 +68,58 @@ def check_callable(name: str, value: object) -> None:
         raise TypeError(f"{name} must be a callable or None, not {value!r}")
 
 
+# API-13: what a submit is given is checked in the caller, at once, with the
+# argument's name and value; CPython sends it on, and the job fails in the
+# worker with an error that names neither.
+def check_func(func: object) -> None:
+    if not callable(func):
+        raise TypeError(f"func must be a callable, not {func!r}")
+
+
+def as_tuple(name: str, values: object) -> tuple[Any, ...]:
+    """`values` as a tuple; a TypeError naming the argument if it is not iterable."""
+    if type(values) is tuple:  # the common case, on every apply_async: no copy
+        return values
+    try:
+        items = iter(values)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"{name} must be an iterable, not {values!r}") from None
+    return tuple(items)
+
+
+def as_kwds(kwds: object) -> dict[str, Any]:
+    """`kwds` as a dict; a TypeError naming it unless it is a mapping with str keys.
+
+    Only a mapping: `dict()` would also take a list of pairs, which `f(**kwds)` refuses.
+    """
+    if not isinstance(kwds, Mapping):
+        raise TypeError(f"kwds must be a mapping, not {kwds!r}")
+    for key in kwds:
+        if not isinstance(key, str):
+            raise TypeError(f"kwds keys must be strings, not {key!r}")
+    return dict(kwds)
+
+
+def iterate(iterable: object) -> Iterator[Any]:
+    """iter(iterable); a TypeError naming the argument if it is not iterable (API-13).
+
+    Only the call of iter() is guarded: an error the input raises while it is
+    read is the input's own, and reaches the caller unchanged (API-6).
+    """
+    try:
+        return iter(iterable)  # type: ignore[call-overload, no-any-return]
+    except TypeError:
+        raise TypeError(f"iterable must be an iterable, not {iterable!r}") from None
+
+
+def check_context(context: object) -> None:
+    if context is not None and not isinstance(context, BaseContext):
+        raise TypeError(
+            f"context must be a multiprocessing context or None, not {context!r} "
+            "(use multiprocessing.get_context(method))"
+        )
+
+
 def _finalize_dropped_pool(core: PoolCore, description: str) -> None:
     """Runs when the caller's Pool object is collected, or at exit."""
     # Warned here, not in __del__: for a pool in a reference cycle the
@@ -103,8 +155,10 @@ class Pool:
         maxtasks = check_maxtasks(maxtasksperchild)
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        config: WorkerConfig = (initializer, as_tuple("initargs", initargs), maxtasks)
+        check_context(context)
+        check_callable("observer", observer)
         self._processes = processes
-        config: WorkerConfig = (initializer, tuple(initargs), maxtasks)
         core = PoolCore(processes, maxtasks, self._make_transport(context, config), observer)
         core.start()
         self._core = core
@@ -179,10 +233,11 @@ class Pool:
         callback: Callback | None = None,
         error_callback: Callback | None = None,
     ) -> ApplyResult:
+        check_func(func)
         check_callable("callback", callback)
         check_callable("error_callback", error_callback)
         core = self._live_core()
-        call = Call(func, tuple(args), dict(kwds))
+        call = Call(func, as_tuple("args", args), as_kwds(kwds))
         result: ApplyResult = self._submit(
             lambda: ApplyResult(core.cache, self, callback, error_callback), [call]
         )
@@ -229,10 +284,11 @@ class Pool:
     ) -> MapResult:
         core = self._live_core()
         core.check_running()  # before reading the input, as CPython
+        check_func(func)
         check_callable("callback", callback)
         check_callable("error_callback", error_callback)
         # As CPython: a sized input is used as it is, anything else read into a list.
-        items = iterable if isinstance(iterable, Sized) else list(iterable)
+        items = iterable if isinstance(iterable, Sized) else list(iterate(iterable))
         if chunksize is None:
             chunksize = default_chunksize(len(items), self._processes)
         check_chunksize(chunksize)
@@ -262,8 +318,9 @@ class Pool:
     ) -> Iterator[Any]:
         core = self._live_core()
         core.check_running()
+        check_func(func)
         check_chunksize(chunksize)
-        items = iter(iterable)
+        items = iterate(iterable)
         calls: Iterator[Call]
         if chunksize == 1:
             calls = (Call(func, (item,), {}) for item in items)
