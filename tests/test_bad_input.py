@@ -529,8 +529,8 @@ def test_a_100_megabyte_result_or_argument_just_works(kind: str, tmp_path: Path)
 def _blocking_lines() -> set[int]:
     """The lines of threading.Condition.wait where it blocks: each `waiter.acquire` after `try:`.
 
-    A signal that arrives there interrupts the wait cleanly; one that arrived a few lines
-    earlier could leave the condition's lock held (Condition.wait has no try block there).
+    A signal that arrives there interrupts the blocking call itself, which is what the test
+    means to check; one that arrived a few lines earlier would be raised before the wait.
     """
     source, first = inspect.getsourcelines(threading.Condition.wait)
     start = next(i for i, line in enumerate(source) if line.strip().startswith("try:"))
