@@ -24,6 +24,7 @@ import fcntl
 import os
 import selectors
 import threading
+import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
@@ -52,6 +53,10 @@ WorkerConfig = tuple[Any, tuple[Any, ...], int | None]  # initializer, initargs,
 # more would mostly make imap read further ahead (API-5) and leave more to
 # take back when a worker goes idle.
 TASKS_IN_FLIGHT = 8
+
+# How long a worker's exit code may take to appear after join() returned,
+# because another thread reaped the process (ProcessWorker.join).
+_REAPED_ELSEWHERE = 1.0  # seconds
 
 # When the pipe's capacity cannot be asked (not Linux): macOS pipes start at
 # 16 KiB, and POSIX promises less; half of this is little enough for both.
@@ -147,8 +152,15 @@ class ProcessWorker:
         with self._joining:
             if self.exitcode is None:
                 self.process.join()
+                # A Process.start() in another thread reaps every exited child
+                # (multiprocessing's _cleanup); if it reaped this one first, join()
+                # returned before that thread recorded the exit code: wait for it.
+                deadline = time.monotonic() + _REAPED_ELSEWHERE
+                while self.process.exitcode is None and time.monotonic() < deadline:
+                    time.sleep(0.001)
                 self.exitcode = self.process.exitcode
-                self.process.close()
+                if self.exitcode is not None:  # else reaped by the program itself: left to the collector
+                    self.process.close()
 
     def is_alive(self) -> bool:
         try:
@@ -257,6 +269,7 @@ class ProcessTransport:
         for worker in gone:
             # The process has exited, so everything it wrote is in the pipe:
             # read it all before saying it is gone.
+            self._unwatch(worker)  # before `join` closes its sentinel: see `_unwatch`
             events.extend(self._drain(worker))
             worker.join()
             events.append(WorkerGone(worker.worker_id, worker.exitcode, worker.initializer_failure))
@@ -266,13 +279,24 @@ class ProcessTransport:
         assert isinstance(handle, ProcessWorker)
         if self._unreleased.pop(handle.worker_id, None) is None:
             return
-        # Unwatched before closed: a closed descriptor's number is soon another worker's.
-        for fd, (worker, _) in list(self._watched.items()):
-            if worker is handle:
+        self._unwatch(handle)
+        handle.release()
+
+    def _unwatch(self, worker: ProcessWorker) -> None:
+        """Stop watching a worker's outbox and sentinel; always before they are closed.
+
+        A descriptor closed while registered stays in the epoll set as long as
+        a forked worker still holds a copy of it, under the same number; once
+        the number is another worker's, that stale entry reports the new
+        worker's pipe as ready, and its sentinel as fired while it still runs
+        (found by the stateful test: an outcome read after its worker was
+        declared gone, and its task failed as lost).
+        """
+        for fd, (watched, _) in list(self._watched.items()):
+            if watched is worker:
                 self._selector.unregister(fd)
                 del self._watched[fd]
-        self._watched_handles = ()
-        handle.release()
+        self._watched_handles = ()  # `_watch` again at the next wait
 
     def _watch(self, workers: list[ProcessWorker]) -> None:
         """Register the outboxes and sentinels of these workers, and only theirs."""
