@@ -15,12 +15,23 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from .chunking import chunk_bounds, count_chunks
 from .errors import TimeoutError
+
+
+def checked_timeout(timeout: object) -> float | None:
+    """A timeout as threading takes it (API-16): None or a real number; infinity waits as None
+    does (threading refuses it). Anything else is refused by name, even where no wait is needed."""
+    if timeout is None or timeout == math.inf:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout):
+        raise TypeError(f"timeout must be a number or None, not {timeout!r}")
+    return timeout
 
 T = TypeVar("T")
 Callback = Callable[[Any], object]
@@ -176,7 +187,7 @@ class ApplyResult(Job):
         return self._success
 
     def wait(self, timeout: float | None = None) -> None:
-        self._event.wait(timeout)
+        self._event.wait(checked_timeout(timeout))
 
     def get(self, timeout: float | None = None) -> Any:
         self.wait(timeout)
@@ -274,6 +285,7 @@ class IMapIterator(Job, Generic[T]):
         return self
 
     def next(self, timeout: float | None = None) -> T:
+        timeout = checked_timeout(timeout)
         with self._lock:
             if not self._items:  # else no need to wait: the common case, kept short
                 self._waiting += 1

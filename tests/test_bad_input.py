@@ -417,11 +417,8 @@ def test_a_timeout_that_is_not_a_number_is_a_type_error_while_the_job_waits() ->
         shut(pool)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="API-16 not implemented: refpool/jobs.py passes timeout to threading unchecked"
-)
 def test_a_timeout_that_is_not_a_number_is_refused_even_when_the_job_is_ready() -> None:
-    """Checks API-16: get('1') on a settled job returns its value today (as CPython)."""
+    """Checks API-16: get('1') on a settled job is refused (CPython returns the value)."""
     pool = refpool.ThreadPool(1)
     try:
         job = pool.apply_async(square, (3,))
@@ -625,11 +622,8 @@ def test_a_keyboard_interrupt_while_the_caller_waits_leaves_the_pool_usable(
     assert len(pool._live_core().cache) == 0  # the interrupted map settled too (JOB-1)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=OverflowError, reason="API-16 not implemented: threading refuses an infinite timeout"
-)
 def test_an_infinite_timeout_waits_as_none_does() -> None:
-    """Checks API-16: get(timeout=math.inf) waits for the job (today, and in CPython: OverflowError,
+    """Checks API-16: get(timeout=math.inf) waits for the job (CPython: OverflowError,
     'timestamp out of range for platform time_t')."""
     pool = refpool.ThreadPool(1)
     gate, stop = threading.Event(), threading.Event()
