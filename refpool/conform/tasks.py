@@ -146,6 +146,31 @@ def failing_initializer() -> None:
     raise RuntimeError("refpool conform: this initializer fails on purpose")
 
 
+def fail_first_initializers(folder: str, failures: int) -> None:
+    """An initializer that raises in the first `failures` workers to run it, then succeeds;
+    each attempt takes the next free numbered file in `folder`."""
+    attempt = 0
+    while True:
+        try:
+            os.close(os.open(os.path.join(folder, f"attempt-{attempt}"), os.O_CREAT | os.O_EXCL))
+            break
+        except FileExistsError:
+            attempt += 1
+    if attempt < failures:
+        raise ConnectionError(f"refpool conform: not up yet (attempt {attempt})")
+
+
+class Tracked:
+    """An object whose life a check follows with a weak reference (SHUT-8)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+def tracked_copy(item: Tracked) -> Tracked:
+    return Tracked(item.n)
+
+
 # --- values that cannot travel ------------------------------------------------------
 
 
