@@ -1807,8 +1807,13 @@ def use_then_stop(pool: Any, how: str) -> None:
     value_of(pool.map_async(tasks.square, range(20)), "map_async(square, range(20))")
     if how == "close after a worker was killed" and uses_processes(pool):
         victim = value_of(pool.apply_async(tasks.pid), "apply_async(pid)")
-        step(f"SIGKILL idle worker {victim}")
+        step(f"SIGKILL idle worker {victim}, and wait until the pool has reaped it")
         os.kill(victim, signal.SIGKILL)
+        # Until then the pool may still hand it a task, which is then lost (LOST-1).
+        deadline = time.monotonic() + WAIT
+        while victim in child_processes(zombies=True):
+            require(time.monotonic() < deadline, f"the pool never reaped its killed worker {victim}")
+            time.sleep(POLL)
         value_of(pool.map_async(tasks.square, range(20)), "map_async(square, range(20)) after the kill")
     if how == "terminate":
         within("terminate()", pool.terminate)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import refpool
+from refpool import roster as roster_module
 from refpool.roster import Roster, WorkerRecord
 
 
@@ -86,3 +87,38 @@ class CrashesOnClose(refpool.ThreadPool):
 
     def close(self) -> None:
         os._exit(7)
+
+
+class LeavesPipesToTheCollector(refpool.Pool):
+    """Closes no worker's pipes itself, and sits in a reference cycle: its descriptors stay
+    open until the garbage collector runs (SHUT-6), and while the caller holds it (SHUT-7)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        transport: Any = self._live_core()._transport
+        transport.release = lambda handle: None
+        transport._unreleased = _Forgetful()
+        self._cycle = self
+
+
+class _Forgetful(dict[int, Any]):
+    """A transport's record of workers to release that records none."""
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        pass
+
+
+class KeepsTheLastInput(refpool.ThreadPool):
+    """Keeps the input of the last map (SHUT-8: nothing of a finished task stays referenced)."""
+
+    def map_async(self, func: Callable[..., Any], iterable: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        self._last_input = iterable
+        return super().map_async(func, iterable, *args, **kwargs)
+
+
+class NeverGivesUpOnItsInitializer(refpool.ThreadPool):
+    """Tasks wait for a worker whose initializer raises, forever, as in CPython (LOST-4)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        roster_module.INITIALIZER_FAILURES_BEFORE_FAILING = 10**9  # type: ignore[misc]
+        super().__init__(*args, **kwargs)

@@ -137,3 +137,20 @@ def test_the_pytest_plugin_runs_the_checks_in_another_suite(tmp_path: pathlib.Pa
     assert broken.returncode == 1, broken.stdout
     assert "1 failed, 1 passed" in broken.stdout and "conform[API-2]" in broken.stdout
     assert plugin_run("refpool-threads").returncode == 0
+
+
+def test_a_pool_that_leaves_its_pipes_to_the_collector_fails_shut_6_and_shut_7() -> None:
+    """SHUT-6 counts descriptors with the collector off; SHUT-7 while the pool is still held."""
+    for clause in ("SHUT-6", "SHUT-7"):
+        verdict = run_check("broken_pools:LeavesPipesToTheCollector", clause, timeout=90)
+        assert verdict.status == "FAIL" and "fds" in verdict.reason, (clause, verdict)
+
+
+def test_a_pool_that_keeps_the_last_input_fails_shut_8() -> None:
+    verdict = run_check("broken_pools:KeepsTheLastInput", "SHUT-8", timeout=60)
+    assert verdict.status == "FAIL" and "map" in verdict.reason, verdict
+
+
+def test_a_pool_that_never_gives_up_on_its_initializer_fails_lost_4() -> None:
+    verdict = run_check("broken_pools:NeverGivesUpOnItsInitializer", "LOST-4", timeout=60)
+    assert verdict.status == "FAIL" and "initializer always raises" in verdict.reason, verdict
