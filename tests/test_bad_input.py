@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bad_input_helpers import MEGABYTE, big_bytes, is_a_string, raise_keyboard_interrupt, raise_system_exit
 
 import refpool
 
+from bad_input_helpers import MEGABYTE, big_bytes, is_a_string, raise_keyboard_interrupt, raise_system_exit
 from pool_helpers import (
     MakePool,
     NeedsTwoArgs,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from test_roster import FakeHandle
 
 from refpool.roster import ReadyTask, Roster
 from refpool.worker_handler import WorkerHandler
+
+from test_roster import FakeHandle
 
 
 class FlakyTransport:
