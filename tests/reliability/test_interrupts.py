@@ -275,7 +275,9 @@ def test_eight_callers_at_once_each_get_their_own_results(size: str, make_pool: 
 def test_active_children_in_another_thread_while_workers_exit(size: str) -> None:
     """Checks SHUT-12, JOB-1, WORK-4: a caller's thread may call multiprocessing.active_children()
     (which reaps exited children with waitpid) while the pool's workers exit and are replaced."""
-    tasks = size_of(size, 400, 20_000)
+    tasks = size_of(size, 400, 5_000)
+    # A worker start takes ~5 ms here, and far longer while the poller holds the GIL.
+    patience = WAIT + 0.02 * tasks
     pool = refpool.Pool(2, context=multiprocessing.get_context("fork"), maxtasksperchild=4)
     stop = threading.Event()
     polls = 0
@@ -290,7 +292,8 @@ def test_active_children_in_another_thread_while_workers_exit(size: str) -> None
     poller.start()
     started = time.monotonic()
     try:
-        assert pool.map_async(square, range(tasks), chunksize=1).get(WAIT) == [x * x for x in range(tasks)]
+        squares = pool.map_async(square, range(tasks), chunksize=1).get(patience)
+        assert squares == [x * x for x in range(tasks)]
     finally:
         stop.set()
         poller.join(WAIT)
