@@ -226,7 +226,9 @@ class ProcessTransport:
         outbox_r, outbox_w = self._context.Pipe(duplex=False)
         claims = SharedClaimWord()
         process = self._context.Process(  # type: ignore[attr-defined]
-            target=process_worker_main, args=(inbox_r, outbox_w, claims, *self._config), daemon=True
+            target=process_worker_main,
+            args=(inbox_r, outbox_w, claims, os.getpid(), *self._config),
+            daemon=True,
         )
         process.name = process.name.replace("Process", "PoolWorker")  # as CPython
         process.start()

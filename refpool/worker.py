@@ -14,9 +14,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import select
 import selectors
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -28,9 +30,8 @@ from .claims import SharedClaimWord, ThreadInbox
 from .errors import MaybeEncodingError
 from .messages import INITIALIZER_FAILED, SHUTDOWN, Call, CallTuple, Outcome, Shutdown, Task, WorkerGone
 
-# How often an idle process worker checks that its parent is still alive. An
-# orphaned worker otherwise waits forever: with fork, its siblings inherit the
-# write end of its inbox, so it never sees end-of-file.
+# Where the kernel cannot tell a process that another has exited (no
+# pidfd_open: not Linux), how often a process worker checks its parent.
 PARENT_CHECK_INTERVAL = 1.0
 
 
@@ -124,7 +125,6 @@ class ProcessPort:
         self._pickler = wire.Pickler()
         self._reader = wire.FrameReader()
         self._frames: collections.deque[bytes | memoryview] = collections.deque()
-        self._parent = os.getppid()
         # One selector for the worker's life: Connection.poll makes a new one
         # per call, a cost paid once per task.
         self._incoming = selectors.DefaultSelector()
@@ -132,10 +132,7 @@ class ProcessPort:
 
     def receive(self) -> Numbered | Shutdown:
         while not self._frames:
-            if not self._incoming.select(PARENT_CHECK_INTERVAL):
-                if os.getppid() != self._parent:
-                    raise EOFError("the pool's process has exited")
-                continue
+            self._incoming.select()
             data = os.read(self._inbox.fileno(), wire.READ_SIZE)
             if not data:
                 raise EOFError("the pool closed this worker's inbox")
@@ -171,12 +168,40 @@ def process_worker_main(
     inbox: Connection,
     outbox: Connection,
     claims: SharedClaimWord,
+    pool_pid: int,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     maxtasks: int | None,
 ) -> None:
+    watch_pool(pool_pid)
     if not worker_loop(ProcessPort(inbox, outbox, claims), initializer, initargs, maxtasks):
         sys.exit(1)  # as CPython's worker, whose initializer's exception ends it, but quietly
+
+
+def watch_pool(pool_pid: int) -> None:
+    """End this process when the pool's process exits, whether this worker waits for a task or
+    is in the middle of one: no one is left to read its outcomes (SHUT-11).
+
+    Its inbox does not end by itself: with fork, its siblings inherit the
+    inbox's write end. Nor does its parent's exit always tell: a forkserver
+    worker's parent is the fork server, which lives as long as any of its
+    children (each holds the fork server's "alive" pipe).
+    """
+
+    def watch() -> None:
+        try:
+            exited = os.pidfd_open(pool_pid)  # readable once that process has exited
+        except ProcessLookupError:
+            os._exit(1)  # it exited before it could be watched
+        except (AttributeError, OSError):  # no pidfd (not Linux): ask the parent, now and then
+            parent = os.getppid()
+            while os.getppid() == parent:
+                time.sleep(PARENT_CHECK_INTERVAL)
+        else:
+            select.select([exited], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="refpool-pool-watch", daemon=True).start()
 
 
 class InProcessSettler(Protocol):

@@ -250,7 +250,8 @@ def tagged(x: tuple[int, int]) -> tuple[int, int, int]:
 
 def announce_then_sleep(seconds: float) -> float:
     """In a worker of a child script: say on stdout that this task has started, then sleep."""
-    print(f"STARTED {os.getpid()}", flush=True)
+    # One write of one line: two workers' lines never interleave in the shared pipe.
+    os.write(1, f"STARTED {os.getpid()}\n".encode())
     time.sleep(seconds)
     return seconds
 

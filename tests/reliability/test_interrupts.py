@@ -195,11 +195,6 @@ def test_a_parent_killed_while_its_workers_wait_leaves_no_worker(size: str, tmp_
         parent_death("parent-idle", tmp_path, round_)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker checks for its parent only between tasks (worker.PARENT_CHECK_INTERVAL); "
-    "one in a long task outlives its parent until the task ends",
-)
 @pytest.mark.parametrize("size", SIZES)
 def test_a_parent_killed_while_its_workers_run_long_tasks_leaves_no_worker(size: str, tmp_path: Path) -> None:
     """Checks SHUT-11, for workers in the middle of a long task (fork, spawn, forkserver at once)."""
