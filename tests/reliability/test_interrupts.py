@@ -196,7 +196,7 @@ def test_a_parent_killed_while_its_workers_wait_leaves_no_worker(size: str, tmp_
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_a_parent_killed_while_its_workers_run_long_tasks_leaves_no_worker(size: str, tmp_path: Path) -> None:
+def test_a_parent_killed_while_its_workers_are_busy_leaves_no_worker(size: str, tmp_path: Path) -> None:
     """Checks SHUT-11, for workers in the middle of a long task (fork, spawn, forkserver at once)."""
     for round_ in range(size_of(size, 1, 5)):
         parent_death("parent-busy", tmp_path, round_)
