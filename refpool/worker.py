@@ -180,7 +180,7 @@ def process_worker_main(
 
 def watch_pool(pool_pid: int) -> None:
     """End this process when the pool's process exits, whether this worker waits for a task or
-    is in the middle of one: no one is left to read its outcomes (SHUT-11).
+    is in the middle of one: no one is left to read its outcomes (SHUT-10).
 
     Its inbox does not end by itself: with fork, its siblings inherit the
     inbox's write end. Nor does its parent's exit always tell: a forkserver

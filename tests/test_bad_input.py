@@ -399,16 +399,16 @@ def test_a_zero_or_negative_timeout_polls() -> None:
 
 
 def test_a_timeout_that_is_not_a_number_is_a_type_error_while_the_job_waits() -> None:
-    """Checks API-16 in part: TypeError (as CPython; its message, from threading, names neither
+    """Checks API-16: a TypeError naming the timeout (CPython's, from threading, names neither
     the argument nor the value)."""
     pool = refpool.ThreadPool(1)
     gate = threading.Event()
     try:
         job = pool.apply_async(gate.wait, (WAIT,))
         iterator = pool.imap(gate.wait, [WAIT])
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match=r"^timeout must be a number or None, not '1'$"):
             job.get("1")  # type: ignore[arg-type]
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match=r"^timeout must be a number or None, not '1'$"):
             iterator.next("1")
         gate.set()
         assert job.get(WAIT) is True

@@ -15,11 +15,10 @@ import multiprocessing
 import sys
 import threading
 
-from reliability.campaign_helpers import announce_then_sleep, echo
-
 import refpool
 
 from pool_helpers import sleep_for
+from reliability.campaign_helpers import announce_then_sleep, echo
 
 LONG_TASK = 60.0  # seconds: far longer than any test waits
 

@@ -26,6 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+
+import refpool
+
+from conftest import PROCESS_KINDS
 from reliability.campaign_helpers import (
     SIZES,
     WAIT,
@@ -37,10 +41,6 @@ from reliability.campaign_helpers import (
     proc_children,
     size_of,
 )
-
-import refpool
-
-from conftest import PROCESS_KINDS
 
 SHORT_TASKS = {"fork": 1500, "forkserver": 600, "spawn": 600}
 LONG_TASKS = 20_000

@@ -4,7 +4,7 @@ Ctrl-C and the parent's death are tried on a pool in a child Python process
 (pool_child.py), started in its own session so that neither SIGINT nor the
 cleanup can reach pytest. Every process of that session (workers, the
 forkserver, the resource tracker, replacements started late) must be gone
-within a few seconds of the child's end (SHUT-10, SHUT-11): we poll /proc with
+within a few seconds of the child's end (SHUT-9, SHUT-10): we poll /proc with
 a deadline, since there is nothing to wait on for a grandchild. Each run prints
 one line of figures (pytest -s shows them).
 """
@@ -23,6 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import refpool
+
+from conftest import PROCESS_KINDS
+from pool_helpers import MakePool, square
 from reliability.campaign_helpers import (
     SIZES,
     WAIT,
@@ -34,11 +39,6 @@ from reliability.campaign_helpers import (
     wait_until_gone,
     what_process,
 )
-
-import refpool
-
-from conftest import PROCESS_KINDS
-from pool_helpers import MakePool, square
 
 CHILD = Path(__file__).with_name("pool_child.py")
 TESTS = Path(__file__).parent.parent
@@ -116,10 +116,10 @@ def interrupt_once(kind: str, mode: str, tmp_path: Path) -> tuple[float, float]:
         returncode = child.process.wait(WAIT)
         exited = time.monotonic() - started
         left, _ = wait_until_gone(workers, GRACE)
-        assert not left, f"workers {sorted(left)} outlived the interrupted process (SHUT-10)"
+        assert not left, f"workers {sorted(left)} outlived the interrupted process (SHUT-9)"
         gone = time.monotonic() - started
         others, _ = wait_until_gone(session_members(child.pid), GRACE)
-        assert not others, f"processes {sorted(others)} of the session outlived it (SHUT-10)"
+        assert not others, f"processes {sorted(others)} of the session outlived it (SHUT-9)"
         assert returncode != 0, "the map should have been interrupted"
         assert "KeyboardInterrupt" in child.stderr.read_text()
         return exited, gone
@@ -131,7 +131,7 @@ def interrupt_once(kind: str, mode: str, tmp_path: Path) -> tuple[float, float]:
 @pytest.mark.parametrize("kind", PROCESS_KINDS)
 @pytest.mark.parametrize("size", SIZES)
 def test_ctrl_c_during_map_leaves_no_orphan_worker(size: str, kind: str, mode: str, tmp_path: Path) -> None:
-    """Checks SHUT-10: Ctrl-C (SIGINT to the process group) in map, with and without `with`."""
+    """Checks SHUT-9: Ctrl-C (SIGINT to the process group) in map, with and without `with`."""
     runs = size_of(size, 1, 20)
     figures = [interrupt_once(kind, mode, tmp_path) for _ in range(runs)]
     print(
@@ -181,7 +181,7 @@ def parent_death(mode: str, tmp_path: Path, round_: int) -> dict[str, str]:
             else:
                 outcome[child.kind] = "all gone" + (f" within {took:.2f} s" if not remaining else "")
         print(f"\nparent SIGKILLed, {mode}: " + "; ".join(f"{k}: {v}" for k, v in outcome.items()))
-        assert not left, f"processes that outlived their pool's process (SHUT-11): {left}"
+        assert not left, f"processes that outlived their pool's process (SHUT-10): {left}"
         return outcome
     finally:
         for child in children:
@@ -190,14 +190,14 @@ def parent_death(mode: str, tmp_path: Path, round_: int) -> dict[str, str]:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_a_parent_killed_while_its_workers_wait_leaves_no_worker(size: str, tmp_path: Path) -> None:
-    """Checks SHUT-11, for workers blocked waiting for a task (fork, spawn, forkserver at once)."""
+    """Checks SHUT-10, for workers blocked waiting for a task (fork, spawn, forkserver at once)."""
     for round_ in range(size_of(size, 1, 10)):
         parent_death("parent-idle", tmp_path, round_)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_a_parent_killed_while_its_workers_are_busy_leaves_no_worker(size: str, tmp_path: Path) -> None:
-    """Checks SHUT-11, for workers in the middle of a long task (fork, spawn, forkserver at once)."""
+    """Checks SHUT-10, for workers in the middle of a long task (fork, spawn, forkserver at once)."""
     for round_ in range(size_of(size, 1, 5)):
         parent_death("parent-busy", tmp_path, round_)
 
@@ -232,7 +232,7 @@ def caller(pool: refpool.Pool, me: int, rounds: int, start: threading.Barrier, c
 
 @pytest.mark.parametrize("size", SIZES)
 def test_eight_callers_at_once_each_get_their_own_results(size: str, make_pool: MakePool) -> None:
-    """Checks SHUT-12, API-1, API-2, API-4, JOB-1: 8 threads use one pool at once."""
+    """Checks SHUT-11, API-1, API-2, API-4, JOB-1: 8 threads use one pool at once."""
     rounds = size_of(size, 6, 300)
     pool = make_pool(3)
     start = threading.Barrier(CALLERS)
@@ -268,7 +268,7 @@ def test_eight_callers_at_once_each_get_their_own_results(size: str, make_pool: 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_active_children_in_another_thread_while_workers_exit(size: str) -> None:
-    """Checks SHUT-12, JOB-1, WORK-4: a caller's thread may call multiprocessing.active_children()
+    """Checks SHUT-11, JOB-1, WORK-4: a caller's thread may call multiprocessing.active_children()
     (which reaps exited children with waitpid) while the pool's workers exit and are replaced."""
     tasks = size_of(size, 400, 5_000)
     # A worker start takes ~5 ms here, and far longer while the poller holds the GIL.

@@ -25,6 +25,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+
+import refpool
+
+from conftest import ALL_KINDS, PROCESS_KINDS
+from pool_helpers import MakePool, sleep_for, square
 from reliability.campaign_helpers import (
     SIZES,
     WAIT,
@@ -38,11 +43,6 @@ from reliability.campaign_helpers import (
     open_fds,
     size_of,
 )
-
-import refpool
-
-from conftest import ALL_KINDS, PROCESS_KINDS
-from pool_helpers import MakePool, sleep_for, square
 
 # Cycles of a short run (the default test run) per kind: a spawned pool takes
 # ~100 ms to start on this 2-core machine, a forked one a few ms.
