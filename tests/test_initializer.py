@@ -4,7 +4,6 @@ with the initializer's exception instead of waiting for a worker that cannot sta
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,26 +12,13 @@ import pytest
 
 import refpool
 import refpool.worker_handler
+from refpool.conform.tasks import fail_first_initializers
 from refpool.observer import Observation, WorkerExited, WorkerStarted
 from refpool.roster import INITIALIZER_FAILURES_BEFORE_FAILING, initializer_pause_ms
 
 from pool_helpers import MakePool, failing_initializer, square
 
 WAIT = 20  # seconds: far beyond what any of these takes; a bound, not a pace
-
-
-def fail_the_first(folder: str, failures: int) -> None:
-    """An initializer that raises in the first `failures` workers to run it, then succeeds:
-    a database that is not up yet. Each attempt takes the next free numbered file."""
-    attempt = 0
-    while True:
-        try:
-            os.close(os.open(os.path.join(folder, f"attempt-{attempt}"), os.O_CREAT | os.O_EXCL))
-            break
-        except FileExistsError:
-            attempt += 1
-    if attempt < failures:
-        raise ConnectionError(f"not up yet (attempt {attempt})")
 
 
 def recording_starts() -> tuple[list[tuple[float, Observation]], Any]:
@@ -108,7 +94,7 @@ def test_an_initializer_that_always_raises_fails_the_jobs_with_its_exception(
 def test_a_worker_whose_initializer_raises_loses_no_task(make_pool: MakePool, tmp_path: Path) -> None:
     """Checks LOST-4: the tasks a worker held when its initializer raised run elsewhere, none
     fails with WorkerLostError, and once an initializer succeeds everything runs."""
-    pool = make_pool(2, initializer=fail_the_first, initargs=(str(tmp_path), 2))
+    pool = make_pool(2, initializer=fail_first_initializers, initargs=(str(tmp_path), 2))
     jobs = [pool.apply_async(square, (i,)) for i in range(20)]
     mapped = pool.map_async(square, range(50), chunksize=3)
     assert [job.get(timeout=WAIT) for job in jobs] == [i * i for i in range(20)]
@@ -127,26 +113,24 @@ def test_the_pause_doubles_up_to_two_seconds() -> None:
 # --- the checks catch seeded bugs ---------------------------------------
 
 
-def test_the_check_catches_a_pool_that_never_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Checks LOST-4: seeded, tasks wait for a worker forever (as in CPython); the check fails."""
-    monkeypatch.setattr("refpool.roster.INITIALIZER_FAILURES_BEFORE_FAILING", 10**9)
+SEEDED = [
+    # Tasks wait for a worker forever, as in CPython.
+    ("refpool.roster.INITIALIZER_FAILURES_BEFORE_FAILING", 10**9, "LOST-4: a job waited"),
+    # Workers are replaced at once, as in CPython.
+    ("refpool.worker_handler.initializer_pause_ms", lambda failures: 0, "no pause"),
+]
+
+
+@pytest.mark.parametrize(("target", "seeded", "caught"), SEEDED, ids=["never-gives-up", "no-pause"])
+def test_the_check_catches_a_seeded_bug(
+    monkeypatch: pytest.MonkeyPatch, target: str, seeded: object, caught: str
+) -> None:
+    """Checks LOST-4: with each seeded bug, the check above fails."""
+    monkeypatch.setattr(target, seeded)
     seen_at, observe = recording_starts()
     pool = refpool.ThreadPool(2, initializer=failing_initializer, observer=observe)
     try:
-        with pytest.raises(AssertionError, match="LOST-4: a job waited"):
-            check_jobs_fail_with_the_initializers_error(pool, "thread", seen_at)
-    finally:
-        pool.terminate()
-        pool.join()
-
-
-def test_the_check_catches_replacements_without_a_pause(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Checks LOST-4: seeded, workers are replaced at once (as in CPython); the check fails."""
-    monkeypatch.setattr(refpool.worker_handler, "initializer_pause_ms", lambda failures: 0)
-    seen_at, observe = recording_starts()
-    pool = refpool.ThreadPool(2, initializer=failing_initializer, observer=observe)
-    try:
-        with pytest.raises(AssertionError, match="no pause"):
+        with pytest.raises(AssertionError, match=caught):
             check_jobs_fail_with_the_initializers_error(pool, "thread", seen_at)
     finally:
         pool.terminate()
