@@ -40,6 +40,16 @@ EXPLAINED: dict[tuple[str, str], str] = {
     "forever (gh-79492).",
     ("*", "LOST-1"): "no one knows which task a dead worker had taken from the shared queue, so its job "
     "never settles (bpo-22393).",
+    ("*", "LOST-4"): "a worker whose initializer raises is replaced at once, forever, and the jobs "
+    "wait for a worker that never starts them (refpool fails them with the initializer's exception "
+    "from the third failure in a row).",
+    ("stdlib-threads", "LOST-4"): "a worker thread whose initializer raised is never replaced (a dead "
+    "thread has no exit code for the worker handler to see), so once both workers have failed, the "
+    "jobs wait forever, though the third attempt would succeed.",
+    ("*", "SHUT-7"): "a joined pool keeps its pipes open until the pool object itself is freed "
+    "(refpool closes them in join()).",
+    ("billiard", "SHUT-8"): "after map returns, the pool still holds some of the inputs of its last "
+    "tasks.",
     ("*", "LOST-3"): "as for LOST-1: the killed worker's job never settles, so the check cannot see "
     "whether the tasks queued behind it ran (bpo-22393).",
     ("*", "SHUT-5"): "terminate() leaves unfinished jobs unsettled: their get() without a timeout waits forever.",

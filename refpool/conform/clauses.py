@@ -1779,8 +1779,9 @@ def shut_8(make_pool: PoolFactory) -> None:
 
 def warm_up(make_pool: PoolFactory) -> None:
     """Make and join one pool first: what a start method opens once (a fork server, a
-    resource tracker) stays open for the program's life, and is not the pool's."""
-    pool: Any = make_pool(1)
+    resource tracker) stays open for the program's life, and is not the pool's. Two workers,
+    as the pools that follow: Ray sizes its cluster by the first pool a process makes."""
+    pool: Any = make_pool(2)
     try:
         value_of(pool.apply_async(tasks.square, (2,)), "apply_async(square, (2,)) in a first pool")
         within("close()", pool.close)
