@@ -557,11 +557,17 @@ def _blocked_in_the_pool(thread_id: int) -> bool:
 
 
 def _interrupt_once_blocked(thread_id: int, stop: threading.Event) -> None:
-    """Send SIGINT to the thread once it is blocked waiting for a job; give up on `stop`."""
+    """Send SIGINT to the thread once it is blocked waiting for a job; give up on `stop`.
+
+    Once in a full run on 3.13 the thread went on waiting after the signal (it
+    was never raised there), so a thread still blocked in the pool a second
+    later gets another; one that has raised is no longer blocked there.
+    """
     while not stop.is_set():
         if _blocked_in_the_pool(thread_id):
             signal.pthread_kill(thread_id, signal.SIGINT)
-            return
+            stop.wait(1.0)
+            continue
         stop.wait(0.001)  # polls the thread's frame: there is no event for "it is blocked now"
 
 
