@@ -12,6 +12,7 @@ The test interrupts or kills it, and checks that no worker outlives it.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import threading
 
@@ -23,6 +24,11 @@ from reliability.campaign_helpers import announce_then_sleep, echo
 LONG_TASK = 60.0  # seconds: far longer than any test waits
 
 
+def say(line: str) -> None:
+    """One line to the test, in one write: a worker's line never lands inside it."""
+    os.write(1, f"{line}\n".encode())
+
+
 def workers_line() -> str:
     return "WORKERS " + " ".join(str(p.pid) for p in multiprocessing.active_children())
 
@@ -32,19 +38,19 @@ def main(mode: str, kind: str) -> None:
     if mode == "interrupt-with":
         with refpool.Pool(2, context=context) as pool:
             pool.map(echo, range(4))
-            print(workers_line(), flush=True)
-            print("MAPPING", flush=True)
+            say(workers_line())
+            say("MAPPING")
             pool.map(sleep_for, [0.2] * 200, chunksize=1)
     elif mode == "interrupt-bare":
         pool = refpool.Pool(2, context=context)
         pool.map(echo, range(4))
-        print(workers_line(), flush=True)
-        print("MAPPING", flush=True)
+        say(workers_line())
+        say("MAPPING")
         pool.map(sleep_for, [0.2] * 200, chunksize=1)
     else:
         pool = refpool.Pool(2, context=context)
         pool.map(echo, range(4))
-        print(workers_line(), flush=True)
+        say(workers_line())
         if mode == "parent-busy":
             # Two tasks end up in two workers: an idle worker takes back what a busy one
             # has not started (WORK-5); each worker says so once it is inside its task.
@@ -52,7 +58,7 @@ def main(mode: str, kind: str) -> None:
             assert pending
         elif mode != "parent-idle":
             raise SystemExit(f"unknown mode {mode!r}")
-        print("READY", flush=True)
+        say("READY")
         threading.Event().wait()  # until the test kills this process
 
 
