@@ -1710,7 +1710,9 @@ def shut_6(make_pool: PoolFactory) -> None:
     # garbage, or forever with gc.disable(); a program that makes pools in a
     # loop then runs out of descriptors.
     with collector_off():
-        for how in ("close", "terminate", "close after a worker was killed"):
+        # A killed worker is tried under SHUT-7 only: in a pool that breaks LOST-1
+        # (CPython's) it may leave the next map waiting, which is not this clause's fault.
+        for how in ("close", "terminate"):
             threads_before = set(threading.enumerate())
             children_before = child_processes(zombies=True)
             fds_before = open_fds()
