@@ -145,8 +145,9 @@ class ResultHandler:
         self._release(record)
         if failed:
             _, cause = self._open(failure)
+            failures = self._roster.initializer_failures
             for key in failed:
-                error = InitializerError(self._roster.initializer_failures)
+                error = InitializerError(failures)
                 error.__cause__ = cause
                 self._cache.deliver(*key, False, error)
         self._worker_gone()  # its replacement starts after a pause (worker_handler.py)

@@ -513,8 +513,7 @@ class Roster:
         to other workers. Returns the record, the lost task, and the handout.
         """
         with self.cond:
-            record = self.workers.pop(worker_id, None)
-            self._handles = tuple(h for h in self._handles if h.worker_id != worker_id)
+            record = self._pop(worker_id)
             if record is None:
                 return None, None, NOTHING
             keys = list(record.held)
@@ -535,8 +534,7 @@ class Roster:
         """
         with self.cond:
             self.initializer_failures += 1
-            record = self.workers.pop(worker_id, None)
-            self._handles = tuple(h for h in self._handles if h.worker_id != worker_id)
+            record = self._pop(worker_id)
             if record is None:
                 return None, [], NOTHING
             requeued = [ReadyTask(k, held.wire, held.size) for k, held in record.held.items()]
@@ -547,6 +545,11 @@ class Roster:
             self.ready.clear()
             self.cond.notify_all()  # the task handler may be waiting for room in `ready`
             return record, failed, self.serve_all()  # sentinels for idle workers, if closing
+
+    def _pop(self, worker_id: int) -> WorkerRecord | None:
+        """Take the worker out of the roster. Caller holds cond."""
+        self._handles = tuple(h for h in self._handles if h.worker_id != worker_id)
+        return self.workers.pop(worker_id, None)
 
     def _requeue(
         self,
