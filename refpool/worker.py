@@ -48,6 +48,9 @@ class WorkerPort(Protocol):
 
     def open(self, call: Call | bytes | memoryview) -> CallTuple: ...
     def reply(self, job_id: int, index: int, success: bool, value: Any) -> None: ...
+    def initializer_failed(self, error: Exception) -> None:
+        """Tell the parent the initializer raised, so no task started here (LOST-4)."""
+        ...
 
 
 def worker_loop(
@@ -64,7 +67,7 @@ def worker_loop(
             # The parent hands this worker's tasks to others, and fails them
             # with this exception only if its replacements keep failing (LOST-4).
             with contextlib.suppress(EOFError, OSError):
-                port.reply(INITIALIZER_FAILED, 0, False, exc)
+                port.initializer_failed(exc)
             return False
     completed = 0
     while maxtasks is None or completed < maxtasks:
@@ -163,6 +166,9 @@ class ProcessPort:
         # next task runs would make a crash lose a task that had finished.
         wire.write_frames(self._outbox.fileno(), wire.frame(outcome))
 
+    def initializer_failed(self, error: Exception) -> None:
+        self.reply(INITIALIZER_FAILED, 0, False, error)  # an outcome of no job: see transport.py
+
 
 def process_worker_main(
     inbox: Connection,
@@ -256,11 +262,11 @@ class ThreadPort:
         return call
 
     def reply(self, job_id: int, index: int, success: bool, value: Any) -> None:
-        if job_id == INITIALIZER_FAILED:
-            self.initializer_failure = Outcome(job_id, index, success, value, None)
-            return
         self._settler.deliver_in_worker(job_id, index, success, value)
         self._finished.append(((job_id, index), success))
+
+    def initializer_failed(self, error: Exception) -> None:
+        self.initializer_failure = Outcome(INITIALIZER_FAILED, 0, False, error, None)  # sent with WorkerGone
 
     def report(self, more: bool) -> None:
         finished, self._finished = self._finished, []
