@@ -43,11 +43,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .errors import (
         InitializerError,
+        JobCancelledError,
         MaybeEncodingError,
         PoolTerminatedError,
         RemoteTraceback,
         ResultDecodingError,
+        TaskTimeoutError,
         TimeoutError,
+        UnreadInputError,
         WorkerLostError,
     )
     from .jobs import ApplyResult, AsyncResult, IMapIterator, IMapUnorderedIterator, MapResult
@@ -64,6 +67,7 @@ _HOME = {
     "IMapIterator": "jobs",
     "IMapUnorderedIterator": "jobs",
     "InitializerError": "errors",
+    "JobCancelledError": "errors",
     "MapResult": "jobs",
     "MaybeEncodingError": "errors",
     "Pool": "pool",
@@ -72,8 +76,10 @@ _HOME = {
     "PoolTerminatedError": "errors",
     "RemoteTraceback": "errors",
     "ResultDecodingError": "errors",
+    "TaskTimeoutError": "errors",
     "ThreadPool": "pool",
     "TimeoutError": "errors",
+    "UnreadInputError": "errors",
     "WorkerLostError": "errors",
 }
 
@@ -83,6 +89,7 @@ __all__ = [
     "IMapIterator",
     "IMapUnorderedIterator",
     "InitializerError",
+    "JobCancelledError",
     "MapResult",
     "MaybeEncodingError",
     "Pool",
@@ -91,8 +98,10 @@ __all__ = [
     "PoolTerminatedError",
     "RemoteTraceback",
     "ResultDecodingError",
+    "TaskTimeoutError",
     "ThreadPool",
     "TimeoutError",
+    "UnreadInputError",
     "WorkerLostError",
 ]
 

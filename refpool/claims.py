@@ -31,6 +31,10 @@ the parent P takes back W's unstarted tasks):
 4. A worker that skips nothing (BUG_TAKE_BACK_WITHOUT_SKIP) runs n in 2 as
    well as X: twice again.
 
+A third word records when the worker claimed its last task (CLOCK_MONOTONIC,
+which every process of the machine shares): the parent reads it to time a
+task that has a `timeout` from the moment it started (TIME-1).
+
 The counters live in a few bytes of shared memory (a memfd), and the lock
 is a POSIX record lock (`fcntl.lockf`) on it. A record lock is released by
 the kernel when its process dies, so a worker killed while it holds the lock
@@ -52,6 +56,7 @@ import fcntl
 import mmap
 import os
 import struct
+import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
@@ -59,7 +64,7 @@ from multiprocessing.reduction import DupFd
 from queue import Empty, SimpleQueue
 from typing import Any, Final
 
-_COUNTERS: Final = struct.Struct("=qq")  # claimed, revoked
+_COUNTERS: Final = struct.Struct("=qqq")  # claimed, revoked, when `claimed` was claimed (ns)
 _REVOKED: Final = struct.Struct("=q")
 _REVOKED_AT: Final = 8  # byte offset of `revoked`
 
@@ -123,6 +128,9 @@ class ThreadInbox:
         oldest_number, _ = taken[-1]  # a take-back never meets a sentinel: see roster.py
         return int(oldest_number) - 1
 
+    def started(self) -> tuple[int, int]:
+        raise NotImplementedError("a thread worker's task cannot be stopped, so it is never timed (TIME-4)")
+
     def wait(self) -> None:
         """Sleep until something is put; rings left from what was taken already are dropped
         first, so that a worker with nothing wakes only for something new."""
@@ -137,7 +145,7 @@ class ThreadInbox:
 
 
 class SharedClaimWord:
-    """A process worker's claim word: 16 bytes of shared memory under a record lock.
+    """A process worker's claim word: 24 bytes of shared memory under a record lock.
 
     Made by the parent and passed to the worker when it starts: a forked worker
     inherits it; a spawned one receives a duplicate of its file descriptor.
@@ -166,6 +174,7 @@ class SharedClaimWord:
             if not may_start(number, counters[1]):
                 return False
             counters[0] = number
+            counters[2] = time.monotonic_ns()
             return True
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
@@ -175,10 +184,20 @@ class SharedClaimWord:
         # pwrite instead of keeping a mapping (and a second descriptor) open.
         fcntl.lockf(self._fd, fcntl.LOCK_EX)
         try:
-            claimed, revoked = _COUNTERS.unpack(os.pread(self._fd, _COUNTERS.size, 0))
+            claimed, revoked, _ = _COUNTERS.unpack(os.pread(self._fd, _COUNTERS.size, 0))
             if last_sent > revoked:
                 os.pwrite(self._fd, _REVOKED.pack(last_sent), _REVOKED_AT)
             return int(claimed)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def started(self) -> tuple[int, int]:
+        """The number of the last task the worker has started, and when it claimed it
+        (`time.monotonic_ns()`); (0, 0) before its first."""
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            claimed, _, claimed_at = _COUNTERS.unpack(os.pread(self._fd, _COUNTERS.size, 0))
+            return int(claimed), int(claimed_at)
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
 

@@ -18,6 +18,7 @@ from .observer import Observer, StateChanged, safely
 from .result_handler import ResultHandler
 from .roster import Roster
 from .task_handler import CLOSED, TERMINATED, QueueMark, TaskBatch, TaskHandler
+from .timekeeper import Timekeeper
 from .transport import Transport
 from .worker_handler import WorkerHandler
 
@@ -36,9 +37,12 @@ class PoolCore:
         self.worker_handler = WorkerHandler(self.roster, transport)
         self.task_handler = TaskHandler(self._taskqueue, self.roster, transport, self.cache)
         self.result_handler = ResultHandler(
-            self.roster, transport, self.cache, self.worker_handler.worker_gone, self.worker_handler.stop
+            self.roster, transport, self.cache, self.worker_handler.worker_gone, self._no_worker_needed
         )
+        self.timekeeper = Timekeeper(self.roster)
         transport.bind(self.result_handler)
+        self.cache.withdraw = self._withdraw
+        self.cache.in_callback_thread = self.result_handler.in_callback_thread
         self._threads = [self.worker_handler.thread, self.task_handler.thread, self.result_handler.thread]
         self._terminated = threading.Event()
 
@@ -74,7 +78,18 @@ class PoolCore:
 
     def enqueue(self, batch: TaskBatch) -> None:
         """Caller holds `lifecycle.lock` and has fired SUBMIT."""
+        if batch.timeout is not None:
+            self.timekeeper.start()
         self._taskqueue.put(batch)
+
+    def _withdraw(self, job_id: int) -> None:
+        """A job was cancelled: none of its unstarted tasks will run (CANCEL-1)."""
+        self.roster.cancel(job_id).send()
+
+    def _no_worker_needed(self) -> None:
+        """The result handler has seen the last worker go, with nothing left to run."""
+        self.worker_handler.stop()
+        self.timekeeper.stop()
 
     def close(self) -> None:
         with self.lifecycle.lock:
@@ -96,11 +111,13 @@ class PoolCore:
     def _stop_everything(self) -> None:
         self._taskqueue.put(TERMINATED)
         self.worker_handler.stop()
+        self.timekeeper.stop()
         _join_others([self.worker_handler.thread])  # so no worker starts behind our back
         for handle in self.roster.handles():
             handle.kill()
         self._transport.wake()
         _join_others([self.task_handler.thread, self.result_handler.thread])
+        self.timekeeper.join()
         self.cache.abandon_all(
             lambda: PoolTerminatedError("the pool was terminated before this job finished")
         )
@@ -112,12 +129,15 @@ class PoolCore:
     def join(self) -> None:
         self.lifecycle.fire(PoolEvent.JOIN)
         threads = self._threads
-        if threading.current_thread() is self.result_handler.thread:
-            # join() from a callback. The worker handler stops when the result
-            # handler's loop ends, after this callback: waiting for it here
-            # would wait for this very thread.
+        in_callback = threading.current_thread() is self.result_handler.thread
+        if in_callback:
+            # join() from a callback. The worker handler and the timekeeper stop
+            # when the result handler's loop ends, after this callback: waiting
+            # for them here would wait for this very thread.
             threads = [t for t in threads if t is not self.worker_handler.thread]
         _join_others(threads)
+        if not in_callback:
+            self.timekeeper.join()
         for handle in self.roster.handles():
             handle.join()
         # A terminate() in another thread, begun before or during this join,
@@ -129,7 +149,8 @@ class PoolCore:
 
     def _release_when_stopped(self) -> None:
         """Close the transport once no handler thread can use it any more."""
-        if not any(thread.is_alive() for thread in self._threads):
+        threads = [*self._threads, self.timekeeper.thread]
+        if not any(thread is not None and thread.is_alive() for thread in threads):
             self._transport.close()
 
 

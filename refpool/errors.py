@@ -9,17 +9,22 @@ refpool's too.
 
 from __future__ import annotations
 
+import builtins
+import concurrent.futures
 import multiprocessing.pool
 import signal
 from multiprocessing import TimeoutError
 
 __all__ = [
     "InitializerError",
+    "JobCancelledError",
     "MaybeEncodingError",
     "PoolTerminatedError",
     "RemoteTraceback",
     "ResultDecodingError",
+    "TaskTimeoutError",
     "TimeoutError",
+    "UnreadInputError",
     "WorkerLostError",
 ]
 
@@ -97,3 +102,54 @@ class ResultDecodingError(Exception):
     CPython's pool loses its result handler here and hangs (gh-79492); refpool
     fails just the one job. The unpickling error is the `__cause__`.
     """
+
+
+class JobCancelledError(concurrent.futures.CancelledError):
+    """The job was cancelled before it settled (CANCEL-1): its tasks that had not started never
+    ran. A `concurrent.futures.CancelledError`, so that code written for futures catches it."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} was cancelled; its tasks that had not started never ran")
+        self.job_id = job_id
+
+    def __reduce__(self) -> tuple[type[JobCancelledError], tuple[int]]:
+        return type(self), (self.job_id,)
+
+
+# The builtin TimeoutError, not multiprocessing's: `get(timeout)` raises that
+# one when it only stops waiting, and code that waits again after it must not
+# wait again, forever, for a task that has failed (TIME-3).
+class TaskTimeoutError(builtins.TimeoutError):
+    """A task ran past its `timeout`; its worker was stopped and replaced (TIME-2)."""
+
+    def __init__(self, job_id: int, index: int, timeout: float, pid: int | None) -> None:
+        super().__init__(
+            f"task {index} of job {job_id} ran past its timeout of {timeout:g} s; "
+            f"its worker (pid {pid}) was stopped"
+        )
+        self.job_id = job_id
+        self.index = index
+        self.timeout = timeout
+        self.pid = pid
+
+    def __str__(self) -> str:  # OSError's own would print "[Errno ...]" forms for some args
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[type[TaskTimeoutError], tuple[int, int, float, int | None]]:
+        return type(self), (self.job_id, self.index, self.timeout, self.pid)
+
+
+class UnreadInputError(Exception):
+    """The pool was closed while a buffered imap's input was still being drawn, and the input
+    had more items: they were never read or run (BUF-4). Raised by the iterator after the
+    results of every item that was drawn."""
+
+    def __init__(self, drawn: int) -> None:
+        super().__init__(
+            f"the pool was closed after {drawn} items of this imap's input had been drawn, and the "
+            "input has more: they were not read, and none of them ran"
+        )
+        self.drawn = drawn
+
+    def __reduce__(self) -> tuple[type[UnreadInputError], tuple[int]]:
+        return type(self), (self.drawn,)

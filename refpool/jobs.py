@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from .chunking import chunk_bounds, count_chunks
-from .errors import TimeoutError
+from .errors import JobCancelledError, TimeoutError
 
 
 def checked_timeout(timeout: object) -> float | None:
@@ -91,12 +91,26 @@ def release_in_order(next_index: int, pending: dict[int, T], index: int, item: T
     return released, next_index
 
 
+def _settle_here(settle: Callable[[], None]) -> None:
+    settle()
+
+
 class JobCache:
-    """The jobs that are not settled yet, by job id."""
+    """The jobs that are not settled yet, by job id.
+
+    It also carries what a job needs from the pool when it is cancelled
+    (CANCEL-1): `withdraw(job_id)` takes its unstarted tasks away
+    (Roster.cancel), and `in_callback_thread(settle)` has a job with an
+    error_callback settled in the thread that runs callbacks (JOB-4, CANCEL-2).
+    The pool's core sets both; a cache of its own (in a unit test) withdraws
+    nothing and settles in place.
+    """
 
     def __init__(self) -> None:
         self._jobs: dict[int, Job] = {}
         self._lock = threading.Lock()
+        self.withdraw: Callable[[int], None] = lambda job_id: None
+        self.in_callback_thread: Callable[[Callable[[], None]], None] = _settle_here
 
     def add(self, job: Job) -> None:
         with self._lock:
@@ -157,6 +171,11 @@ class Job:
     def _abandon(self, error: BaseException) -> None:
         self._set(0, False, error)
 
+    def cancel(self) -> bool:
+        """Cancel the job unless it has settled (CANCEL-1): its tasks that have not started
+        never start, and it fails with JobCancelledError. False if it had settled."""
+        raise NotImplementedError
+
 
 class ApplyResult(Job):
     """The result of apply_async; also the base of MapResult."""
@@ -200,6 +219,17 @@ class ApplyResult(Job):
     def _set(self, index: int, success: bool, value: Any) -> None:
         if self._claim():
             self._settle(success, value)
+
+    def cancel(self) -> bool:
+        if not self._claim():
+            return False  # settled, or settling: its outcome stands
+        error = JobCancelledError(self.job_id)
+        self._cache.withdraw(self.job_id)
+        if self._error_callback is None:
+            self._settle(False, error)
+        else:  # CANCEL-2: it runs where every callback runs, and get() waits for it
+            self._cache.in_callback_thread(lambda: self._settle(False, error))
+        return True
 
     def _claim(self) -> bool:
         """True for the first outcome that settles the job."""
@@ -285,6 +315,17 @@ class IMapIterator(Job, Generic[T]):
         return self
 
     def next(self, timeout: float | None = None) -> T:
+        success, value = self._next_outcome(timeout)
+        if success:
+            result: T = value
+            return result
+        raise value
+
+    __next__ = next
+
+    def _next_outcome(self, timeout: float | None) -> tuple[bool, Any]:
+        """The next task's outcome, taken (buffered.py counts it); StopIteration at the end,
+        TimeoutError if none came in time."""
         timeout = checked_timeout(timeout)
         with self._lock:
             if not self._items:  # else no need to wait: the common case, kept short
@@ -297,16 +338,15 @@ class IMapIterator(Job, Generic[T]):
                     raise TimeoutError
                 if not self._items:
                     raise StopIteration
-            success, value = self._items.popleft()
-        if success:
-            result: T = value
-            return result
-        raise value
-
-    __next__ = next
+            return self._items.popleft()
 
     def _has_next(self) -> bool:
         return bool(self._items) or self._delivered == self._length
+
+    @property
+    def settled(self) -> bool:
+        """Every outcome is in (or the job was cancelled or abandoned)."""
+        return self._delivered == self._length
 
     def _set(self, index: int, success: bool, value: Any) -> None:
         with self._lock:
@@ -334,16 +374,31 @@ class IMapIterator(Job, Generic[T]):
         if self._delivered == self._length:
             self._settled()
 
+    def cancel(self) -> bool:
+        """As Job.cancel; the results not taken yet are dropped, and `next()` raises
+        JobCancelledError once, then StopIteration (CANCEL-2)."""
+        with self._cond:
+            if self._delivered == self._length:
+                return False
+            self._items.clear()
+            self._end_with(JobCancelledError(self.job_id))
+        self._cache.withdraw(self.job_id)
+        return True
+
     def _abandon(self, error: BaseException) -> None:
         with self._cond:
             if self._delivered == self._length:
                 return
-            self._unsorted.clear()
-            self._items.append((False, error))
-            self._delivered += 1
-            self._length = self._delivered
-            self._settled()
-            self._cond.notify_all()
+            self._end_with(error)
+
+    def _end_with(self, error: BaseException) -> None:
+        """Settle now, with `error` after what the caller may take already. Caller holds _cond."""
+        self._unsorted.clear()
+        self._items.append((False, error))
+        self._delivered += 1
+        self._length = self._delivered
+        self._settled()
+        self._cond.notify_all()
 
 
 class IMapUnorderedIterator(IMapIterator[T]):

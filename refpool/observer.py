@@ -3,7 +3,8 @@
 Pass `observer=callable` to Pool or ThreadPool and it is called with one of
 the records below each time the pool does something that the spec constrains:
 a state change, a worker started or gone, a task handed out or taken back,
-an outcome delivered, the start of shutdown and each sentinel sent. Tests check the
+an outcome delivered, a job cancelled, a task past its timeout, the start of
+shutdown and each sentinel sent. Tests check the
 spec's invariants on this trace; learners can print it to watch a pool work.
 
 The observer is called from the pool's own threads, so it must be quick and
@@ -63,6 +64,23 @@ class WorkerExited(NamedTuple):
     requeued: tuple[TaskKey, ...]  # the tasks behind it, never started: handed out again (LOST-3)
 
 
+class JobCancelled(NamedTuple):
+    """cancel() took the job's unstarted tasks away (CANCEL-1): they never run."""
+
+    job_id: int
+    dropped: tuple[TaskKey, ...]  # waiting in `ready` or taken back from inboxes: never run
+    started: tuple[TaskKey, ...]  # held and started: they run to their end, outcomes discarded
+
+
+class TaskTimedOut(NamedTuple):
+    """The task ran past its timeout: its worker is being stopped (TIME-2)."""
+
+    worker_id: int
+    job_id: int
+    position: int
+    timeout: float
+
+
 class ShutdownBegun(NamedTuple):
     """The pool is closed and every task has been offered: idle workers now get their sentinels."""
 
@@ -80,6 +98,8 @@ Observation = (
     | TaskTakenBack
     | OutcomeDelivered
     | WorkerExited
+    | JobCancelled
+    | TaskTimedOut
     | ShutdownBegun
     | SentinelSent
 )

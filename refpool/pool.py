@@ -8,6 +8,7 @@ close() is either refused or handed out, never left in the queue unseen.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import threading
@@ -18,6 +19,7 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from .buffered import IMapResults, InputFeed
 from .chunking import check_chunksize, chunked, default_chunksize
 from .core import PoolCore
 from .jobs import ApplyResult, IMapIterator, IMapUnorderedIterator, Job, MapResult
@@ -110,6 +112,31 @@ def iterate(iterable: object) -> Iterator[Any]:
         return iter(iterable)  # type: ignore[call-overload, no-any-return]
     except TypeError:
         raise TypeError(f"iterable must be an iterable, not {iterable!r}") from None
+
+
+def check_task_timeout(timeout: object) -> float | None:
+    """A task's `timeout` (TIME-1): None or a number of seconds > 0; infinity is None."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
+    if math.isnan(timeout) or timeout <= 0:
+        raise ValueError(f"timeout must be a number of seconds > 0 or None, not {timeout!r}")
+    return None if timeout == math.inf else float(timeout)
+
+
+def check_buffersize(buffersize: object) -> int | None:
+    """imap's `buffersize` (BUF-2), with the messages of CPython's Executor.map."""
+    if buffersize is None:
+        return None
+    if not isinstance(buffersize, int):  # a bool passes, as in CPython
+        error: Exception = TypeError("buffersize must be an integer or None")
+    elif buffersize < 1:
+        error = ValueError("buffersize must be None or > 0")
+    else:
+        return buffersize
+    error.add_note(f"refpool: got buffersize={buffersize!r}")
+    raise error
 
 
 def check_context(context: object) -> None:
@@ -211,15 +238,36 @@ class Pool:
         self._live_core().join()
 
     # --- submitting work ------------------------------------------------
-    def _submit(self, make_job: Callable[[], Job], calls: Iterable[Call], in_memory: bool = True) -> Any:
+    def _submit(
+        self,
+        make_job: Callable[[], Job],
+        calls: Iterable[Call] | None,
+        in_memory: bool = True,
+        timeout: float | None = None,
+    ) -> Any:
+        """Make the job and queue its calls; with `calls` None (a buffered imap), its tasks
+        come later, through `_submit_task`."""
         core = self._live_core()
         with core.lifecycle.lock:
             core.lifecycle.fire(PoolEvent.SUBMIT)
             job = make_job()
-            # Only imap's length is unknown until its input is exhausted.
-            set_length = job._set_length if isinstance(job, IMapIterator) else None
-            core.enqueue(TaskBatch(job.job_id, calls, set_length, in_memory))
+            if calls is not None:
+                # Only imap's length is unknown until its input is exhausted.
+                set_length = job._set_length if isinstance(job, IMapIterator) else None
+                core.enqueue(TaskBatch(job.job_id, calls, set_length, in_memory, 0, timeout))
         return job
+
+    def _submit_task(self, job_id: int, timeout: float | None, position: int, call: Call) -> PoolState:
+        """One more task of a buffered imap, if the pool is still running; the pool's state."""
+        core = self._live_core()
+        with core.lifecycle.lock:
+            state = core.state
+            if state is PoolState.RUN:
+                core.enqueue(TaskBatch(job_id, (call,), None, True, position, timeout))
+            return state
+
+    def _check_task_timeout(self, timeout: object) -> float | None:
+        return check_task_timeout(timeout)
 
     def apply(self, func: Callable[..., R], args: Iterable[Any] = (), kwds: Mapping[str, Any] = {}) -> R:
         result: R = self.apply_async(func, args, kwds).get()
@@ -232,14 +280,18 @@ class Pool:
         kwds: Mapping[str, Any] = {},
         callback: Callback | None = None,
         error_callback: Callback | None = None,
+        *,
+        timeout: float | None = None,
     ) -> ApplyResult:
+        """As CPython's; `timeout`: seconds the task may run once started (TIME-1)."""
         check_func(func)
         check_callable("callback", callback)
         check_callable("error_callback", error_callback)
+        limit = self._check_task_timeout(timeout)
         core = self._live_core()
         call = Call(func, as_tuple("args", args), as_kwds(kwds))
         result: ApplyResult = self._submit(
-            lambda: ApplyResult(core.cache, self, callback, error_callback), [call]
+            lambda: ApplyResult(core.cache, self, callback, error_callback), [call], True, limit
         )
         return result
 
@@ -260,8 +312,11 @@ class Pool:
         chunksize: int | None = None,
         callback: Callback | None = None,
         error_callback: Callback | None = None,
+        *,
+        timeout: float | None = None,
     ) -> MapResult:
-        return self._map_async(func, iterable, mapstar, chunksize, callback, error_callback)
+        """As CPython's; `timeout`: seconds each chunk may run once started (TIME-1)."""
+        return self._map_async(func, iterable, mapstar, chunksize, callback, error_callback, timeout)
 
     def starmap_async(
         self,
@@ -270,8 +325,11 @@ class Pool:
         chunksize: int | None = None,
         callback: Callback | None = None,
         error_callback: Callback | None = None,
+        *,
+        timeout: float | None = None,
     ) -> MapResult:
-        return self._map_async(func, iterable, starmapstar, chunksize, callback, error_callback)
+        """As CPython's; `timeout`: seconds each chunk may run once started (TIME-1)."""
+        return self._map_async(func, iterable, starmapstar, chunksize, callback, error_callback, timeout)
 
     def _map_async(
         self,
@@ -281,12 +339,14 @@ class Pool:
         chunksize: int | None,
         callback: Callback | None = None,
         error_callback: Callback | None = None,
+        timeout: object = None,
     ) -> MapResult:
         core = self._live_core()
         core.check_running()  # before reading the input, as CPython
         check_func(func)
         check_callable("callback", callback)
         check_callable("error_callback", error_callback)
+        limit = self._check_task_timeout(timeout)
         # As CPython: a sized input is used as it is, anything else read into a list.
         items = iterable if isinstance(iterable, Sized) else list(iterate(iterable))
         if chunksize is None:
@@ -295,19 +355,38 @@ class Pool:
         size = chunksize
         calls = (Call(mapper, ((func, chunk),), {}) for chunk in chunked(items, size))
         result: MapResult = self._submit(
-            lambda: MapResult(core.cache, self, size, len(items), callback, error_callback), calls
+            lambda: MapResult(core.cache, self, size, len(items), callback, error_callback),
+            calls,
+            True,
+            limit,
         )
         return result
 
-    def imap(self, func: Callable[[Any], R], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[R]:
-        """Results in input order, as they come; reads the input only as workers need it."""
-        return self._imap(IMapIterator, func, iterable, chunksize)
+    def imap(
+        self,
+        func: Callable[[Any], R],
+        iterable: Iterable[Any],
+        chunksize: int = 1,
+        buffersize: int | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Iterator[R]:
+        """Results in input order, as they come; reads the input only as workers need it, or,
+        with `buffersize`, only as the caller takes results (BUF-1). `timeout`: seconds each
+        task may run once started (TIME-1)."""
+        return self._imap(IMapIterator, func, iterable, chunksize, buffersize, timeout)
 
     def imap_unordered(
-        self, func: Callable[[Any], R], iterable: Iterable[Any], chunksize: int = 1
+        self,
+        func: Callable[[Any], R],
+        iterable: Iterable[Any],
+        chunksize: int = 1,
+        buffersize: int | None = None,
+        *,
+        timeout: float | None = None,
     ) -> Iterator[R]:
-        """Results in the order they finish."""
-        return self._imap(IMapUnorderedIterator, func, iterable, chunksize)
+        """Results in the order they finish; otherwise as imap."""
+        return self._imap(IMapUnorderedIterator, func, iterable, chunksize, buffersize, timeout)
 
     def _imap(
         self,
@@ -315,12 +394,18 @@ class Pool:
         func: Callable[[Any], Any],
         iterable: Iterable[Any],
         chunksize: int,
+        buffersize: object,
+        timeout: object,
     ) -> Iterator[Any]:
         core = self._live_core()
         core.check_running()
         check_func(func)
         check_chunksize(chunksize)
+        bound = check_buffersize(buffersize)
+        limit = self._check_task_timeout(timeout)
         items = iterate(iterable)
+        if bound is not None:
+            return self._buffered_imap(kind, func, items, chunksize, bound, limit)
         calls: Iterator[Call]
         if chunksize == 1:
             calls = (Call(func, (item,), {}) for item in items)
@@ -328,10 +413,33 @@ class Pool:
             calls = (Call(mapstar, ((func, chunk),), {}) for chunk in chunked(items, chunksize))
         # An input of known size is a collection in memory: reading it never waits.
         in_memory = isinstance(iterable, Sized)
-        result: IMapIterator[Any] = self._submit(lambda: kind(core.cache, self), calls, in_memory)
+        result: IMapIterator[Any] = self._submit(lambda: kind(core.cache, self), calls, in_memory, limit)
         if chunksize == 1:
             return result
-        return (item for chunk in result for item in chunk)
+        return IMapResults(result, None, chunked=True)
+
+    def _buffered_imap(
+        self,
+        kind: type[IMapIterator[Any]],
+        func: Callable[[Any], Any],
+        items: Iterator[Any],
+        chunksize: int,
+        buffersize: int,
+        timeout: float | None,
+    ) -> Iterator[Any]:
+        """imap with `buffersize`: the input is drawn in the caller's thread (buffered.py)."""
+        core = self._live_core()
+        job: IMapIterator[Any] = self._submit(lambda: kind(core.cache, self), None)
+
+        def make_call(chunk: tuple[Any, ...]) -> Call:
+            return Call(func, chunk, {}) if chunksize == 1 else Call(mapstar, ((func, chunk),), {})
+
+        def submit(position: int, call: Call) -> PoolState:
+            return self._submit_task(job.job_id, timeout, position, call)
+
+        feed = InputFeed(job, items, chunksize, make_call, buffersize, submit)
+        feed.fill()
+        return IMapResults(job, feed, chunked=chunksize > 1)
 
 
 class ThreadPool(Pool):
@@ -349,3 +457,12 @@ class ThreadPool(Pool):
 
     def _make_transport(self, context: BaseContext | None, config: WorkerConfig) -> Transport:
         return ThreadTransport(config)
+
+    def _check_task_timeout(self, timeout: object) -> float | None:
+        limit = check_task_timeout(timeout)
+        if limit is not None:
+            raise ValueError(
+                f"ThreadPool cannot enforce timeout={timeout!r}: a thread cannot be stopped "
+                "when its task runs past its time; use Pool, whose workers are processes (TIME-4)"
+            )
+        return None

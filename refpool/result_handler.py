@@ -12,17 +12,21 @@ Thread workers settle their own outcomes, in their own threads, through
 outcomes of jobs with a callback come here, so that callbacks run one at a
 time, in this thread, as in CPython's ThreadPool.
 
+It also runs what must run where callbacks run: the settling of a cancelled
+job that has an error_callback (`in_callback_thread`, CANCEL-2).
+
 Stops when: the pool is closing and every worker has gone with nothing left
 to run (it then stops the worker handler), or the pool terminates.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from .errors import InitializerError, ResultDecodingError, WorkerLostError, remote_traceback
+from .errors import InitializerError, ResultDecodingError, TaskTimeoutError, WorkerLostError, remote_traceback
 from .jobs import JobCache
 from .messages import Outcome, WorkerGone
 from .roster import Handout, Roster, TaskKey, WorkerRecord, send_all
@@ -43,18 +47,45 @@ class ResultHandler:
         self._cache = cache
         self._worker_gone = worker_gone
         self._finished = finished
+        self._soon: collections.deque[Callable[[], None]] = collections.deque()
+        self._soon_lock = threading.Lock()
+        self._stopped = False
         self.thread = threading.Thread(target=self._run, name="refpool-result-handler", daemon=True)
 
+    def in_callback_thread(self, settle: Callable[[], None]) -> None:
+        """Run `settle` in this handler's thread, soon; here and now if it has stopped."""
+        with self._soon_lock:
+            if not self._stopped:
+                self._soon.append(settle)
+                self._transport.wake()
+                return
+        settle()
+
+    def _run_soon(self) -> None:
+        while True:
+            with self._soon_lock:
+                if not self._soon:
+                    return
+                settle = self._soon.popleft()
+            settle()
+
     def _run(self) -> None:
-        while not self._roster.finished():
-            # Handled in a call of its own, so that nothing of the last outcomes
-            # stays referenced while this thread waits for more (SHUT-8).
-            if not self._handle(self._transport.wait(self._roster.handles())):
-                return  # terminate() fails what is left
+        try:
+            while not self._roster.finished():
+                # Handled in a call of its own, so that nothing of the last outcomes
+                # stays referenced while this thread waits for more (SHUT-8).
+                if not self._handle(self._transport.wait(self._roster.handles())):
+                    return  # terminate() fails what is left
+        finally:
+            with self._soon_lock:
+                self._stopped = True
+            self._run_soon()
         self._finished()  # no worker is needed any more
 
     def _handle(self, events: list[Event]) -> bool:
         """Settle what the workers sent; False if the pool is terminating."""
+        if self._soon:
+            self._run_soon()
         for gone in (event for event in events if isinstance(event, WorkerGone)):
             self._roster.exited(gone.worker_id)  # before its last outcomes are settled
         # Outcomes come in bursts: settle them all in the roster, write the
@@ -131,9 +162,14 @@ class ResultHandler:
         handout.send()  # the tasks it had not started, to other workers
         self._release(record)
         if lost is not None:
-            error = WorkerLostError(record.handle.pid, gone.exitcode, *lost)
-            self._cache.deliver(*lost, False, error)
+            self._cache.deliver(*lost, False, self._lost_error(record, lost, gone.exitcode))
         self._worker_gone()
+
+    @staticmethod
+    def _lost_error(record: WorkerRecord, lost: TaskKey, exitcode: int | None) -> Exception:
+        if record.timed_out is not None and record.timed_out[0] == lost:
+            return TaskTimeoutError(*lost, record.timed_out[1], record.handle.pid)  # TIME-2
+        return WorkerLostError(record.handle.pid, exitcode, *lost)
 
     def _on_initializer_failure(self, gone: WorkerGone, failure: Outcome) -> None:
         """The worker started none of its tasks: they go to others, or fail if workers keep

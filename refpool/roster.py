@@ -81,19 +81,21 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple, Protocol
 
 from .claims import taken_back
 from .messages import SHUTDOWN, Shutdown
 from .observer import (
+    JobCancelled,
     Observer,
     OutcomeDelivered,
     SentinelSent,
     ShutdownBegun,
     TaskHandedOut,
     TaskTakenBack,
+    TaskTimedOut,
     WorkerExited,
     WorkerStarted,
 )
@@ -109,6 +111,10 @@ class TakeBack(Protocol):
     def take_back(self, last_sent: int) -> int:
         """Revoke every task the worker has not started, up to `last_sent`; return the number
         of the last task it has started (`claimed`)."""
+        ...
+
+    def started(self) -> tuple[int, int]:
+        """The number of the last task the worker has started, and when (monotonic ns)."""
         ...
 
 
@@ -138,6 +144,10 @@ class WorkerHandle(Protocol):
         ...
 
     def kill(self) -> None: ...
+    def stop_now(self) -> None:
+        """Kill a process worker with SIGKILL, which no task can catch (TIME-2)."""
+        ...
+
     def join(self) -> None: ...
     def is_alive(self) -> bool: ...
 
@@ -270,14 +280,17 @@ class HeldTask(NamedTuple):
     size: int  # bytes in the worker's inbox; 0 for a thread worker
     # Kept so that it can be handed out again after a take-back or a crash.
     # None for a task too big for the budget: it travels alone, so it is its
-    # worker's oldest, never taken back, and fails if the worker dies.
+    # worker's oldest, never taken back to run elsewhere (only to be dropped,
+    # if its job is cancelled), and fails if the worker dies.
     wire: object | None
+    timeout: float | None  # seconds it may run, from its start (TIME-1)
 
 
 class ReadyTask(NamedTuple):
     key: TaskKey
     wire: object
     size: int
+    timeout: float | None = None
 
 
 @dataclass(eq=False)  # compared and hashed by identity
@@ -295,6 +308,8 @@ class WorkerRecord:
     got_shutdown: bool = False
     exited: bool = False  # seen gone; its last outcomes may still be read
     stalled: bool = False  # tasks were taken back behind a task it runs
+    # The task it was stopped for, having run past its timeout, and that timeout (TIME-2).
+    timed_out: tuple[TaskKey, float] | None = None
     # What to write to its inbox, in order.
     outgoing: collections.deque[Outgoing] = field(default_factory=collections.deque)
     # Held by the one thread writing `outgoing` to the inbox.
@@ -352,6 +367,12 @@ def write_outgoing(record: WorkerRecord) -> None:
 NOTHING: Final = Handout(())
 
 
+def _ready_again(key: TaskKey, held: HeldTask) -> ReadyTask:
+    """A held task that never started, to be handed out again."""
+    assert held.wire is not None, "a task sent alone was to run elsewhere"
+    return ReadyTask(key, held.wire, held.size, held.timeout)
+
+
 class Roster:
     def __init__(
         self, processes: int, maxtasks: int | None, depth: int, observe: Observer | None = None
@@ -379,6 +400,12 @@ class Roster:
         self._next_id = 0
         # Workers whose initializer raised, in a row: no outcome read since (LOST-4).
         self.initializer_failures = 0
+        # Jobs cancelled while the task handler may still hold tasks of theirs that it has
+        # prepared and not offered: `offer` drops those (CANCEL-1). Emptied by the task
+        # handler once it holds none (`forget_cancelled`).
+        self.cancelled: set[int] = set()
+        # Called, under `cond`, when a task with a timeout is handed out (timekeeper.py).
+        self.on_timed_task: Callable[[], None] | None = None
 
     # --- worker handler -------------------------------------------------
     def missing(self) -> int:
@@ -428,15 +455,19 @@ class Roster:
         with self._lock:
             if self.terminating:
                 return NOTHING, 0
+            cancelled = self.cancelled
             for task in tasks:
+                taken += 1
+                if cancelled and task.key[0] in cancelled:
+                    continue  # prepared before its job was cancelled: it never runs
                 record = None if self.ready else self._least_busy(task.size)
                 if record is not None:
                     self._assign(record, task, touched)
                 elif len(self.ready) < limit:
                     self.ready.append(task)
                 else:
+                    taken -= 1
                     break
-                taken += 1
         return (Handout(tuple(dict.fromkeys(touched))) if touched else NOTHING), taken
 
     def wait_for_room(self) -> bool:
@@ -518,7 +549,7 @@ class Roster:
                 return None, None, NOTHING
             keys = list(record.held)
             lost = keys[0] if keys else None
-            requeued = [ReadyTask(k, record.held[k].wire, record.held[k].size) for k in keys[1:]]
+            requeued = [_ready_again(k, record.held[k]) for k in keys[1:]]
             return record, lost, self._requeue(record, exitcode, lost, requeued)
 
     def remove_uninitialized(
@@ -537,7 +568,7 @@ class Roster:
             record = self._pop(worker_id)
             if record is None:
                 return None, [], NOTHING
-            requeued = [ReadyTask(k, held.wire, held.size) for k, held in record.held.items()]
+            requeued = [_ready_again(k, held) for k, held in record.held.items()]
             if self.initializer_failures < INITIALIZER_FAILURES_BEFORE_FAILING or self.terminating:
                 return record, [], self._requeue(record, exitcode, None, requeued)
             self._requeue(record, exitcode, None, requeued, serve=False)  # to fail, below
@@ -545,6 +576,99 @@ class Roster:
             self.ready.clear()
             self.cond.notify_all()  # the task handler may be waiting for room in `ready`
             return record, failed, self.serve_all()  # sentinels for idle workers, if closing
+
+    # --- cancel (jobs.py), timeouts (timekeeper.py) ------------------------
+    def cancel(self, job_id: int) -> Handout:
+        """No task of the job that has not started will start (CANCEL-1, CANCEL-3).
+
+        Its tasks in `ready` are dropped; every worker holding one of its tasks
+        has its unstarted tasks taken back (WORK-6): the job's are dropped, and
+        other jobs' go back to the front of `ready`, to be handed out again. The
+        job's tasks that have started run to their end; their outcomes find
+        the job settled. The task handler drops the job's tasks it has
+        prepared (`offer`) and reads no more of its input (task_handler.py).
+        """
+        with self.cond:
+            if self.terminating:
+                return NOTHING
+            self.cancelled.add(job_id)
+            dropped = [task.key for task in self.ready if task.key[0] == job_id]
+            if dropped:
+                others = [task for task in self.ready if task.key[0] != job_id]
+                self.ready.clear()
+                self.ready.extend(others)
+            started: list[TaskKey] = []
+            for record in list(self.workers.values()):
+                if not any(key[0] == job_id for key in record.held):
+                    continue
+                back, _ = self._take_back(record)
+                dropped += [key for key, _ in back if key[0] == job_id]
+                self.ready.extendleft(reversed([_ready_again(k, h) for k, h in back if k[0] != job_id]))
+                started += [key for key in record.held if key[0] == job_id]
+            if self._observe is not None:
+                self._observe(JobCancelled(job_id, tuple(dropped), tuple(started)))
+            self.cond.notify_all()  # the task handler may be waiting for room in `ready`
+            return self.serve_all()
+
+    def forget_cancelled(self, nothing_queued: Callable[[], bool]) -> None:
+        """The task handler holds no prepared task: if nothing is queued for it either, no task
+        of a cancelled job can reach `offer` any more (the task handler checks each batch as it
+        takes it), so the marks can go. Under `cond`, which `cancel` takes too, so that a job
+        submitted and cancelled meanwhile keeps its mark."""
+        with self.cond:
+            if nothing_queued():
+                self.cancelled.clear()
+
+    def expire_due(self, now: int) -> tuple[Handout, float | None]:
+        """Stop each worker whose running task is past its timeout (TIME-2).
+
+        `now` is `time.monotonic_ns()`. A task's clock starts when its worker
+        claims it (TIME-1): the claim word says which task that is, and when.
+        Returns the handout (the tasks taken back from stopped workers, to
+        others) and the seconds until a timed task held now could be due;
+        None if no worker holds one.
+        """
+        with self.cond:
+            if self.terminating:
+                return NOTHING, None
+            next_due: int | None = None
+            stopped = False
+            for record in list(self.workers.values()):
+                timed = [(key, held) for key, held in record.held.items() if held.timeout is not None]
+                if record.exited or not timed:
+                    continue
+                claimed, claimed_at = record.handle.claims.started()
+                for key, held in timed:
+                    assert held.timeout is not None
+                    if held.number < claimed:
+                        continue  # it has finished: its outcome is on its way
+                    limit = int(held.timeout * 1e9)
+                    # One not started yet cannot be due before `limit` from now.
+                    due = claimed_at + limit if held.number == claimed else now + limit
+                    if held.number == claimed and due <= now:
+                        stopped |= self._stop_for_timeout(record, key, held.timeout)
+                        break
+                    next_due = due if next_due is None else min(next_due, due)
+            handout = self.serve_all() if stopped else NOTHING
+            return handout, None if next_due is None else max(0, next_due - now) / 1e9
+
+    def _stop_for_timeout(self, record: WorkerRecord, key: TaskKey, timeout: float) -> bool:
+        """Take back the worker's unstarted tasks, then, if the task is still the one it runs,
+        kill it: the task fails with TaskTimeoutError once the worker is removed (result
+        handler). Caller holds cond; True if the worker was stopped."""
+        number = record.held[key].number
+        back, claimed = self._take_back(record)
+        self.ready.extendleft(reversed([_ready_again(k, h) for k, h in back]))
+        if claimed != number:
+            return False  # it finished the task meanwhile, and can claim nothing more: left alone
+        # Everything behind the task is revoked, so the worker can start nothing
+        # between this check and the kill; it gets nothing more (`exited`).
+        record.timed_out = (key, timeout)
+        record.exited = True
+        if self._observe is not None:
+            self._observe(TaskTimedOut(record.worker_id, *key, timeout))
+        record.handle.stop_now()
+        return True
 
     def _pop(self, worker_id: int) -> WorkerRecord | None:
         """Take the worker out of the roster. Caller holds cond."""
@@ -568,7 +692,7 @@ class Roster:
                     record.handle.pid,
                     exitcode,
                     () if lost is None else (lost,),
-                    tuple(k for k, _, _ in requeued),
+                    tuple(task.key for task in requeued),
                 )
             )
         record.held.clear()
@@ -664,32 +788,32 @@ class Roster:
             reverse=True,
         )
         for victim in busy:
-            back = self._take_back(victim)
+            back, _ = self._take_back(victim)
             if back:
-                self.ready.extendleft(reversed(back))
+                self.ready.extendleft(reversed([_ready_again(key, held) for key, held in back]))
                 self._fill(touched)
                 return True
         return False
 
-    def _take_back(self, victim: WorkerRecord) -> list[ReadyTask]:
-        """Every task the worker holds and has not claimed is the parent's again (WORK-6)."""
+    def _take_back(self, victim: WorkerRecord) -> tuple[list[tuple[TaskKey, HeldTask]], int]:
+        """Every task the worker holds and has not claimed is the parent's again (WORK-6).
+        Returns those tasks, oldest first, and the number of the last task it has claimed."""
         claimed = victim.handle.claims.take_back(victim.last_number)
         numbers = set(taken_back([h.number for h in victim.held.values()], claimed))
         back = []
         for key, held in list(victim.held.items()):
             if held.number in numbers:
-                assert held.wire is not None, "a task sent alone was taken back"
                 del victim.held[key]
                 victim.held_bytes -= held.size
                 victim.revoked_bytes += held.size
                 victim.revoked_through = victim.last_number
                 victim.handed_out -= 1
-                back.append(ReadyTask(key, held.wire, held.size))
+                back.append((key, held))
                 if self._observe is not None:
                     self._observe(TaskTakenBack(victim.worker_id, *key))
         if back:  # one that finds nothing leaves it as it was: stalled or not
             victim.stalled = bool(victim.held)
-        return back
+        return back, claimed
 
     def _fill(self, touched: list[WorkerRecord]) -> None:
         """Hand ready tasks out one at a time, each to the least busy worker that can take it,
@@ -721,11 +845,13 @@ class Roster:
         kept = task.wire if budget is None or task.size <= budget else None
         # tuple.__new__: the named tuple's own constructor is a Python function,
         # and this runs once per task (measured: a tenth of the time).
-        record.held[task.key] = tuple.__new__(HeldTask, (record.last_number, task.size, kept))
+        record.held[task.key] = tuple.__new__(HeldTask, (record.last_number, task.size, kept, task.timeout))
         record.held_bytes += task.size
         record.handed_out += 1
         if self._observe is not None:
             self._observe(TaskHandedOut(record.worker_id, *task.key))
+        if task.timeout is not None and self.on_timed_task is not None:
+            self.on_timed_task()
         return record.last_number
 
     def _least_busy(self, size: int) -> WorkerRecord | None:

@@ -34,6 +34,8 @@ class TaskBatch(NamedTuple):
     calls: Iterable[Call]
     set_length: Callable[[int], None] | None  # imap learns its length at the end
     in_memory: bool  # reading the calls never waits: apply, map, imap over a sized input
+    first_position: int = 0  # a buffered imap submits its tasks a few at a time (buffered.py)
+    timeout: float | None = None  # how long each task may run (TIME-1)
 
 
 class QueueMark(NamedTuple):
@@ -67,6 +69,8 @@ class TaskHandler:
         # generator) goes out at once, and what was prepared before it first.
         prepared: list[ReadyTask] = []
         while True:
+            if not prepared and self._roster.cancelled:
+                self._roster.forget_cancelled(self._taskqueue.empty)
             try:
                 batch = self._taskqueue.get_nowait() if prepared else self._taskqueue.get()
             except Empty:
@@ -95,9 +99,12 @@ class TaskHandler:
         at_once = OFFER_AT_ONCE if batch.in_memory else 1
         if not batch.in_memory and not self._offer(prepared):
             return False
-        count = 0
+        count = batch.first_position
+        cancelled = self._roster.cancelled
         calls = iter(batch.calls)
         while True:
+            if cancelled and batch.job_id in cancelled:
+                return True  # CANCEL-1: none of its tasks runs, and its input is read no further
             try:
                 call = next(calls)
             except StopIteration:
@@ -110,7 +117,7 @@ class TaskHandler:
                 self._cache.deliver(batch.job_id, count, False, exc)
                 count += 1
                 break
-            task = self._prepare(Task(batch.job_id, count, call))
+            task = self._prepare(Task(batch.job_id, count, call), batch.timeout)
             count += 1
             if task is not None:
                 prepared.append(task)
@@ -123,13 +130,13 @@ class TaskHandler:
             batch.set_length(count)
         return True
 
-    def _prepare(self, task: Task) -> ReadyTask | None:
+    def _prepare(self, task: Task, timeout: float | None) -> ReadyTask | None:
         try:
             wire = self._transport.encode(task)
         except Exception as exc:  # e.g. a lambda sent to a process pool
             self._cache.deliver(task.job_id, task.position, False, exc)
             return None
-        return ReadyTask((task.job_id, task.position), wire, self._transport.size(wire))
+        return ReadyTask((task.job_id, task.position), wire, self._transport.size(wire), timeout)
 
     def _offer(self, prepared: list[ReadyTask]) -> bool:
         """Offer the prepared tasks, waiting for room as needed; False if the pool terminated."""

@@ -147,6 +147,11 @@ class ProcessWorker:
             if self.process.exitcode is None:
                 self.process.terminate()
 
+    def stop_now(self) -> None:
+        with contextlib.suppress(ValueError):  # closed meanwhile by `join`: it has exited
+            if self.process.exitcode is None:
+                self.process.kill()
+
     def join(self) -> None:
         """Wait for the process to exit, then close the process object (its sentinel's descriptor)."""
         with self._joining:
@@ -401,6 +406,9 @@ class ThreadWorker:
     def kill(self) -> None:
         self.killed.set()
         self.inbox.ring()
+
+    def stop_now(self) -> None:
+        raise NotImplementedError("a thread cannot be stopped; ThreadPool refuses timeouts (TIME-4)")
 
     def join(self) -> None:
         if self.thread is not threading.current_thread():

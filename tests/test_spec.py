@@ -9,7 +9,7 @@ from refpool.lifecycle import TRANSITIONS, PoolEvent, PoolState
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SPEC = ROOT / "spec" / "pool.md"
-FAMILIES = "LIFE|API|JOB|ERR|WORK|LOST|SHUT"
+FAMILIES = "LIFE|API|JOB|ERR|WORK|LOST|SHUT|BUF|TIME|CANCEL"
 CITATION = re.compile(rf"\b(?:{FAMILIES})-\d+\b")
 DEFINITION = re.compile(rf"^- \*\*((?:{FAMILIES})-\d+)\*\*", re.MULTILINE)
 
