@@ -159,3 +159,26 @@ class UnpicklesAsAString(Exception):
 
 def raise_unpickles_as_a_string(_: object = None) -> None:
     raise UnpicklesAsAString()
+
+
+def append_line(path: str, x: object) -> object:
+    """Record that this task ran: one line per run, appended in one write (O_APPEND)."""
+    with open(path, "a") as log:
+        log.write(f"{x}\n")
+    return x
+
+
+def lines_of(path: str) -> list[str]:
+    """What `append_line` recorded, in order; nothing if no task ran."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as log:
+        return log.read().split()
+
+
+def start_then_wait_for_file(started: str, path: str) -> int:
+    """Create `started`, then wait for `path`: the test knows the task is running."""
+    with open(started, "w"):
+        pass
+    wait_for_file(path)
+    return os.getpid()
