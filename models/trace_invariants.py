@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from refpool.lifecycle import PoolState
 from refpool.observer import (
+    JobCancelled,
     Observation,
     OutcomeDelivered,
     SentinelSent,
@@ -21,6 +22,7 @@ from refpool.observer import (
     StateChanged,
     TaskHandedOut,
     TaskTakenBack,
+    TaskTimedOut,
     WorkerExited,
     WorkerStarted,
 )
@@ -47,6 +49,8 @@ class TraceState:
     ended: set[TaskKey] = field(default_factory=set)  # delivered, or lost with its worker
     sentinels: dict[int, int] = field(default_factory=dict)
     exits: dict[int, int | None] = field(default_factory=dict)  # exit codes of the workers gone
+    cancelled: set[int] = field(default_factory=set)  # jobs
+    timed_out: dict[TaskKey, int] = field(default_factory=dict)  # task -> the worker stopped for it
     violations: list[str] = field(default_factory=list)
 
     def fail(self, message: str) -> None:
@@ -96,6 +100,36 @@ def _apply(book: TraceState, seen: Observation) -> None:
         book.closing = True
     elif isinstance(seen, SentinelSent):
         _sentinel(book, seen)
+    elif isinstance(seen, JobCancelled):
+        _cancel(book, seen)
+    elif isinstance(seen, TaskTimedOut):
+        _time_out(book, seen)
+
+
+def _cancel(book: TraceState, seen: JobCancelled) -> None:
+    """CANCEL-1: the tasks dropped never run; none of the job's is handed out after this."""
+    if seen.job_id in book.cancelled:
+        book.fail(f"CANCEL-1: job {seen.job_id} was cancelled twice")
+    book.cancelled.add(seen.job_id)
+    for key in seen.dropped:
+        if any(key in held for held in book.held.values()):
+            book.fail(f"CANCEL-1: task {key} dropped while a worker still holds it")
+        book.waiting.discard(key)
+        if key in book.handed:
+            _end(book, key)  # it ends here, never run: an outcome later would end it twice
+    for key in seen.started:
+        if not any(key in held for held in book.held.values()):
+            book.fail(f"CANCEL-1: task {key} said to be running, but no worker holds it")
+
+
+def _time_out(book: TraceState, seen: TaskTimedOut) -> None:
+    """TIME-2: only a held task times out, once, and its worker is given nothing more."""
+    key = (seen.job_id, seen.position)
+    if key not in book.held.get(seen.worker_id, []):
+        book.fail(f"TIME-2: task {key} timed out on worker {seen.worker_id}, which did not hold it")
+    if key in book.timed_out:
+        book.fail(f"TIME-2: task {key} timed out twice: it ran again")
+    book.timed_out[key] = seen.worker_id
 
 
 def _release(book: TraceState, worker: int, key: TaskKey, what: str) -> bool:
@@ -131,6 +165,12 @@ def _hand_out(book: TraceState, seen: TaskHandedOut) -> None:
         book.fail(f"WORK-3: task {key} handed to worker {worker}, which is not live")
     if key in book.handed and key not in book.waiting:
         book.fail(f"WORK-3: task {key} handed out twice, never taken back")
+    if seen.job_id in book.cancelled:
+        book.fail(f"CANCEL-1: task {key} handed out after its job was cancelled")
+    if key in book.timed_out:
+        book.fail(f"TIME-2: task {key} handed out again after it timed out")
+    if worker in book.timed_out.values():
+        book.fail(f"TIME-2: task {key} handed to worker {worker}, which is being stopped")
     book.handed.add(key)
     book.waiting.discard(key)
     held = book.held.setdefault(worker, [])
@@ -153,6 +193,9 @@ def _exit(book: TraceState, seen: WorkerExited) -> None:
         )
     if len(seen.lost) > 1:
         book.fail(f"LOST-3: worker {worker}'s death failed {len(seen.lost)} tasks: {list(seen.lost)}")
+    stopped_for = [key for key, stopped in book.timed_out.items() if stopped == worker]
+    if stopped_for and not set(seen.lost) <= set(stopped_for):
+        book.fail(f"TIME-2: worker {worker}, stopped for {stopped_for}, failed {list(seen.lost)} with it")
     for key in seen.lost:
         _end(book, key)
     book.waiting.update(seen.requeued)

@@ -139,6 +139,10 @@ class IMapResults(Generic[T]):
             # the pool's own finalizer terminates it then.
             weakref.finalize(self, job.cancel).atexit = False
 
+    @property
+    def job_id(self) -> int:
+        return self._job.job_id
+
     def __iter__(self) -> IMapResults[T]:
         return self
 

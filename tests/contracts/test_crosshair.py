@@ -5,7 +5,7 @@ subprocess under an outer timeout: CrossHair's own --per_condition_timeout
 counts CPU time, not waiting (PITFALLS.md). The contracts pin down LIFE-2,
 LIFE-3, LIFE-4 (lifecycle.py), API-2, API-3 (chunking.py), WORK-1, WORK-2,
 WORK-3, WORK-4, WORK-5, WORK-7, SHUT-1, SHUT-2, LOST-4 (roster.py), WORK-6
-(claims.py), JOB-1, JOB-6, API-4 (jobs.py).
+(claims.py), JOB-1, JOB-6, API-4 (jobs.py), BUF-1 (buffered.py).
 The whole file takes about 50 s on two cores.
 """
 
@@ -50,6 +50,7 @@ CONTRACTS: dict[str, dict[str, bool]] = {
     # taken_back loops over a symbolic list, as release_in_order over a dict: no end of paths.
     "refpool/claims.py": {"may_start": True, "taken_back": False},
     "refpool/jobs.py": {"chunk_done": True, "release_in_order": False},
+    "refpool/buffered.py": {"may_draw": True},
 }
 
 # Each mutant is a copy of a real function with one seeded bug, and must be refuted.
@@ -59,6 +60,7 @@ MUTANTS_REFUTED = {
     "bad_claims.py": ("refpool/claims.py", "may_start"),  # WORK-6: a taken-back task started
     "bad_lifecycle.py": ("refpool/lifecycle.py", "next_state"),  # LIFE-2: close() undoes terminate()
     "bad_jobs.py": ("refpool/jobs.py", "release_in_order"),  # JOB-1: an outcome released twice
+    "bad_buffered.py": ("refpool/buffered.py", "may_draw"),  # BUF-1: buffersize + 1 drawn
 }
 
 _REPORT = re.compile(r"^(?P<path>.+?):(?P<line>\d+): (?P<level>info|error): (?P<message>.*)$")

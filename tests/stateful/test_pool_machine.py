@@ -7,7 +7,11 @@ invariants (models/trace_invariants.py: WORK-1, WORK-2, WORK-3, WORK-6,
 SHUT-1, SHUT-2, LOST-1, LOST-3, JOB-1). Every job must end as the model says (API-1, API-2,
 API-4, JOB-1), or with WorkerLostError exactly when the trace says its
 worker died holding it (LOST-1), or with PoolTerminatedError after terminate
-(SHUT-5). Every blocking call has its own timeout (PITFALLS.md).
+(SHUT-5). A job cancelled at any moment ends with JobCancelledError and none
+of its tasks is handed out after its cancel (CANCEL-1); a task past its
+timeout fails with TaskTimeoutError and never runs again (TIME-2); a buffered
+imap never has more than `buffersize` tasks drawn beyond the results taken
+(BUF-1). Every blocking call has its own timeout (PITFALLS.md).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from models.trace_invariants import check_final, check_trace
 from refpool.observer import Observation, StateChanged, WorkerExited
 
 WAIT = 20  # seconds: a bound on every blocking call; a correct pool answers in milliseconds
+TASK_LIMIT = 0.2  # seconds: the timeout of the tasks that run past it
 PROCESSES = 2
 items = st.lists(st.integers(0, 9), max_size=12)
 bad_item = st.one_of(st.none(), st.integers(0, 9))
@@ -63,6 +68,7 @@ class Pending:
     result: refpool.ApplyResult
     job_id: int
     expected: Expected
+    cancelled: bool = False  # cancel() said True: it must end with JobCancelledError (CANCEL-1)
 
 
 class PoolMachine(RuleBasedStateMachine):
@@ -139,6 +145,44 @@ class PoolMachine(RuleBasedStateMachine):
         if result is not None:
             expected = Expected(error=refpool.MaybeEncodingError, message="Error sending result")
             self.pending.append(Pending(result, result.job_id, expected))
+
+    @rule(xs=items, bad=bad_item, buffersize=st.integers(1, 3))
+    def imap_buffered(self, xs: list[int], bad: int | None, buffersize: int) -> None:
+        """BUF-1: consumed at once, counting what has been drawn after each result taken."""
+        drawn = [0]
+
+        def source() -> Any:
+            for x in xs:
+                drawn[0] += 1
+                yield (x, bad)
+
+        iterator = self._submit(lambda: self.pool.imap(square_or_fail_pair, source(), 1, buffersize))
+        if iterator is not None:
+
+            def check_bound(taken: int) -> None:
+                require(drawn[0] <= taken + buffersize, f"BUF-1: {drawn[0]} drawn, {taken} taken")
+
+            check_bound(0)
+            self._consume(iterator, expect_imap(xs, bad), ordered=True, after_each=check_bound)
+
+    @precondition(lambda self: self.kind != "thread")
+    @rule()
+    def apply_async_past_its_timeout(self) -> None:
+        """TIME-2: a task that sleeps past its limit fails with TaskTimeoutError."""
+        result = self._submit(lambda: self.pool.apply_async(sleep_for, (30,), timeout=TASK_LIMIT))
+        if result is not None:
+            expected = Expected(error=refpool.TaskTimeoutError, message="ran past its timeout")
+            self.pending.append(Pending(result, result.job_id, expected))
+
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        """CANCEL-1: any pending job, at any moment; True unless it had settled."""
+        if self.pending:
+            pending = self.pending[data.draw(st.integers(0, len(self.pending) - 1), label="job")]
+            was_ready = pending.result.ready()
+            cancelled = pending.result.cancel()
+            require(not (was_ready and cancelled), "CANCEL-1: a settled job was cancelled")
+            pending.cancelled = pending.cancelled or cancelled
 
     @precondition(lambda self: self.model.state == "RUN")
     @rule()
@@ -261,13 +305,21 @@ class PoolMachine(RuleBasedStateMachine):
             require(False, f"{self._clause_for(pending.job_id)}: job {pending.job_id} never settled")
         except Exception as exc:
             outcome = exc
+        if pending.cancelled:
+            require(
+                isinstance(outcome, refpool.JobCancelledError),
+                f"CANCEL-1: cancelled job {pending.job_id} ended with {outcome!r}",
+            )
+            return
         clause = self._clause_for(pending.job_id)
         require(
             self._allowed(pending.job_id, None, pending.expected, outcome),
             f"{clause}: job {pending.job_id} ended with {outcome!r}, not {pending.expected}",
         )
 
-    def _consume(self, iterator: Any, expected: list[Expected], ordered: bool) -> None:
+    def _consume(
+        self, iterator: Any, expected: list[Expected], ordered: bool, after_each: Any = None
+    ) -> None:
         outcomes: list[Any] = []
         for _ in expected:
             try:
@@ -280,6 +332,8 @@ class PoolMachine(RuleBasedStateMachine):
                 require(False, "API-4: imap stopped early")
             except Exception as exc:
                 outcomes.append(exc)
+            if after_each is not None:
+                after_each(len(outcomes))
         with pytest.raises(StopIteration):
             iterator.next(WAIT)
         job_id = iterator.job_id

@@ -88,3 +88,35 @@ def test_a_take_back_the_worker_does_not_skip_is_caught(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(SharedClaimWord, "claim", claim_regardless)
     expect_caught(monkeypatch, "WORK-6", "JOB-1")
+
+
+@pytest.mark.timeout(600)
+def test_a_cancel_the_task_handler_is_not_told_of_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checks that CANCEL-1 is enforced by the stateful test: the roster forgets to mark the
+    job, so tasks the task handler had not offered yet are handed out after the cancel."""
+    real = Roster.cancel
+
+    def unmarked(self: Roster, job_id: int) -> Handout:
+        handout = real(self, job_id)
+        with self.cond:
+            self.cancelled.discard(job_id)
+        return handout
+
+    monkeypatch.setattr(Roster, "cancel", unmarked)
+    expect_caught(monkeypatch, "CANCEL-1")
+
+
+@pytest.mark.timeout(600)
+def test_a_timed_out_task_requeued_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checks that TIME-2 is enforced by the stateful test: at expiry the running task goes
+    back to `ready` with the ones behind it, and runs again elsewhere."""
+    real = Roster._stop_for_timeout
+
+    def requeue_it_too(self: Roster, record: Any, key: Any, timeout: float) -> bool:
+        held = record.held[key]
+        stopped = real(self, record, key, timeout)
+        self.ready.appendleft(roster_module.ReadyTask(key, held.wire, held.size, held.timeout))
+        return stopped
+
+    monkeypatch.setattr(Roster, "_stop_for_timeout", requeue_it_too)
+    expect_caught(monkeypatch, "TIME-2")
