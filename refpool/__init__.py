@@ -29,7 +29,11 @@ outcomes: no thread of the pool hands its tasks over one by one.
   instead of hanging the pool, as CPython's does (bpo-22393).
 - claims.py: how a worker and the parent agree on which tasks have started.
 - task_handler.py, result_handler.py, worker_handler.py: the three threads.
-- jobs.py: what the caller waits on, and the cache of unsettled jobs.
+- jobs.py: what the caller waits on, and the cache of unsettled jobs; a job
+  can be cancelled (its unstarted tasks never run).
+- buffered.py: imap with `buffersize`, whose input the caller's thread draws
+  only as results are taken.
+- timekeeper.py: stops a worker whose task runs past its `timeout`.
 - transport.py: pipes and processes, or in-memory inboxes and threads;
   wire.py: the frames on a process worker's pipes.
 - core.py wires them together; pool.py is the caller's API.
