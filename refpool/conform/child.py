@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 
-from . import clauses  # noqa: F401  (registers the checks)
+from . import clauses, control_clauses  # noqa: F401  (register the checks, in spec order)
 from .registry import CHECKS, Broken, Skip
 from .targets import TargetUnavailable, parse
 

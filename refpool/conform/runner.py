@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
-from . import clauses  # noqa: F401  (registers the checks)
+from . import clauses, control_clauses  # noqa: F401  (register the checks, in spec order)
 from .child import RESULT_MARK
 from .registry import CHECKS
 

@@ -123,6 +123,15 @@ def meet(spec: tuple[str, str, int]) -> tuple[str, list[str]]:
     return initialized(folder)
 
 
+def note_run(spec: tuple[str, str]) -> str:
+    """Add a line (this worker's pid) to `runs-NAME` in the folder, so that the check can count how
+    many times task NAME ran, and where; return NAME."""
+    folder, name = spec
+    with open(os.path.join(folder, f"runs-{name}"), "a") as out:
+        out.write(f"{os.getpid()}\n")
+    return name
+
+
 # --- initializers -------------------------------------------------------------------
 
 
