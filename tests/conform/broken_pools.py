@@ -7,12 +7,14 @@ on, with tests/conform on sys.path (the tests set PYTHONPATH).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import refpool
+import refpool.pool
 from refpool import roster as roster_module
 from refpool.roster import Roster, WorkerRecord
 
@@ -122,3 +124,156 @@ class NeverGivesUpOnItsInitializer(refpool.ThreadPool):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         roster_module.INITIALIZER_FAILURES_BEFORE_FAILING = 10**9  # type: ignore[misc]
         super().__init__(*args, **kwargs)
+
+
+# --- bounded imap, task timeouts, cancelling (BUF, TIME, CANCEL) -------------------
+
+
+class BufferedImapReadsItAll(refpool.ThreadPool):
+    """imap(buffersize=...) reads its whole input before it yields anything (BUF-1)."""
+
+    def imap(self, func: Callable[[Any], Any], iterable: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        return super().imap(func, list(iterable), *args, **kwargs)
+
+    def imap_unordered(
+        self, func: Callable[[Any], Any], iterable: Iterable[Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        return super().imap_unordered(func, list(iterable), *args, **kwargs)
+
+
+class _Slots:
+    """What a buffered imap built as CPython 3.16 builds it needs: its input, drawn one item per
+    free slot by the pool's task handler, and a slot freed each time the caller takes a result."""
+
+    def __init__(self, iterable: Iterable[Any], buffersize: int) -> None:
+        self._items = iter(iterable)
+        self._free = threading.Semaphore(buffersize)
+
+    def draw(self) -> Iterator[Any]:
+        while self._free.acquire(timeout=60):  # bounded, so that nothing outlives the check long
+            try:
+                item = next(self._items)
+            except StopIteration:
+                return
+            yield item
+
+    def took_one(self) -> None:
+        self._free.release()
+
+
+class _FreesASlotPerResult:
+    def __init__(self, results: Any, slots: _Slots) -> None:
+        self._results = results
+        self._slots = slots
+
+    def __iter__(self) -> _FreesASlotPerResult:
+        return self
+
+    def __next__(self) -> Any:
+        return self.next()
+
+    def next(self, timeout: float | None = None) -> Any:
+        try:
+            return self._results.next(timeout)
+        finally:
+            self._slots.took_one()
+
+
+class BufferedImapBlocksTheTaskHandler(refpool.ThreadPool):
+    """imap(buffersize=b) as CPython 3.16 does it: the pool's task handler draws the input, and
+    waits there for a free slot, so a buffered imap whose caller takes no result holds back every
+    job submitted after it (BUF-3). It keeps BUF-1's bound. Chunks are left out: chunksize 1 only."""
+
+    def imap(
+        self,
+        func: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        chunksize: int = 1,
+        buffersize: int | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        if buffersize is None:
+            return super().imap(func, iterable, chunksize, timeout=timeout)
+        slots = _Slots(iterable, buffersize)
+        return _FreesASlotPerResult(super().imap(func, slots.draw(), timeout=timeout), slots)
+
+    def imap_unordered(
+        self,
+        func: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        chunksize: int = 1,
+        buffersize: int | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        if buffersize is None:
+            return super().imap_unordered(func, iterable, chunksize, timeout=timeout)
+        slots = _Slots(iterable, buffersize)
+        return _FreesASlotPerResult(super().imap_unordered(func, slots.draw(), timeout=timeout), slots)
+
+
+class _EndsAtUnreadInput:
+    def __init__(self, results: Any) -> None:
+        self._results = results
+
+    def __iter__(self) -> _EndsAtUnreadInput:
+        return self
+
+    def __next__(self) -> Any:
+        return self.next()
+
+    def next(self, timeout: float | None = None) -> Any:
+        try:
+            return self._results.next(timeout)
+        except refpool.UnreadInputError:
+            raise StopIteration from None
+
+
+class BufferedImapEndsQuietlyOnClose(refpool.ThreadPool):
+    """After close(), a partly drawn buffered imap ends as if its input had ended, as CPython 3.16's
+    does (BUF-4 wants an error after the results drawn)."""
+
+    def imap(self, *args: Any, **kwargs: Any) -> Any:
+        return _EndsAtUnreadInput(super().imap(*args, **kwargs))
+
+    def imap_unordered(self, *args: Any, **kwargs: Any) -> Any:
+        return _EndsAtUnreadInput(super().imap_unordered(*args, **kwargs))
+
+
+class CancelLetsQueuedTasksRun(refpool.ThreadPool):
+    """cancel() settles the job, but its tasks that have not started still run (CANCEL-1)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._live_core().cache.withdraw = lambda job_id: None
+
+
+class TimeoutDoesNotStopTheTask(refpool.Pool):
+    """Accepts a task timeout, and then ignores it: the task runs on (TIME-2)."""
+
+    def _check_task_timeout(self, timeout: object) -> float | None:
+        refpool.pool.check_task_timeout(timeout)
+        return None
+
+
+class _TimeoutAsWaitTimeout:
+    def __init__(self, job: Any) -> None:
+        self._job = job
+
+    def get(self, timeout: float | None = None) -> Any:
+        try:
+            return self._job.get(timeout)
+        except refpool.TaskTimeoutError as error:
+            raise multiprocessing.TimeoutError(str(error)) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+
+class TaskTimeoutLooksLikeAWait(refpool.Pool):
+    """A task that ran past its timeout fails with multiprocessing.TimeoutError, the error of a
+    get(timeout) that only stopped waiting, so code that waits again waits for nothing (TIME-3)."""
+
+    def apply_async(self, *args: Any, **kwargs: Any) -> Any:
+        return _TimeoutAsWaitTimeout(super().apply_async(*args, **kwargs))

@@ -6,7 +6,9 @@ breaks, and the oracle must neither hang nor crash on a target that does.
 
 from __future__ import annotations
 
+import inspect
 import json
+import multiprocessing.pool
 import os
 import pathlib
 import subprocess
@@ -154,3 +156,64 @@ def test_a_pool_that_keeps_the_last_input_fails_shut_8() -> None:
 def test_a_pool_that_never_gives_up_on_its_initializer_fails_lost_4() -> None:
     verdict = run_check("broken_pools:NeverGivesUpOnItsInitializer", "LOST-4", timeout=60)
     assert verdict.status == "FAIL" and "initializer always raises" in verdict.reason, verdict
+
+
+# Bounded imap, task timeouts and cancelling: one pool broken on purpose per clause, the words
+# the oracle must say about it, and refpool passing the same clause.
+BROKEN_CONTROL = [
+    ("BufferedImapReadsItAll", "BUF-1", "had drawn 200 items when it returned: at most 32 expected"),
+    ("BufferedImapBlocksTheTaskHandler", "BUF-3", "held the pool back"),
+    ("BufferedImapEndsQuietlyOnClose", "BUF-4", "though its input had more"),
+    ("CancelLetsQueuedTasksRun", "CANCEL-1", "tasks of cancelled jobs ran"),
+    ("TimeoutDoesNotStopTheTask", "TIME-2", "did not settle within 5 s"),
+    ("TaskTimeoutLooksLikeAWait", "TIME-3", "failed with multiprocessing.TimeoutError"),
+]
+
+
+@pytest.mark.parametrize(("pool", "clause", "reason"), BROKEN_CONTROL, ids=[c for _, c, _ in BROKEN_CONTROL])
+def test_a_pool_broken_on_purpose_fails_its_buf_time_or_cancel_clause(
+    pool: str, clause: str, reason: str
+) -> None:
+    verdict = run_check(f"broken_pools:{pool}", clause, timeout=60)
+    assert verdict.status == "FAIL" and reason in verdict.reason, verdict
+    target = "refpool" if clause.startswith("TIME") else "refpool-threads"
+    assert run_check(target, clause, timeout=60).status == "PASS"
+
+
+def test_a_buffered_imap_built_as_cpython_builds_it_keeps_buf_1() -> None:
+    """BUF-1 is CPython 3.16's meaning: its design (the task handler draws, a slot per result taken)
+    keeps the bound, and breaks only BUF-3 (the pool waits with it)."""
+    verdict = run_check("broken_pools:BufferedImapBlocksTheTaskHandler", "BUF-1", timeout=60)
+    assert verdict.status == "PASS", verdict
+
+
+STDLIB_HAS_BUFFERSIZE = "buffersize" in inspect.signature(multiprocessing.pool.Pool.imap).parameters
+
+
+@pytest.mark.parametrize(
+    ("target", "clause", "reason"),
+    [
+        pytest.param(
+            "stdlib",
+            "BUF-1",
+            "imap() does not accept buffersize=",
+            marks=pytest.mark.skipif(STDLIB_HAS_BUFFERSIZE, reason="this Python's pool has buffersize"),
+        ),
+        ("stdlib", "TIME-2", "apply_async() does not accept timeout="),
+        ("stdlib", "CANCEL-1", "has no cancel()"),
+        ("stdlib-threads", "TIME-4", "apply_async() does not accept timeout="),
+    ],
+)
+def test_a_pool_without_the_keyword_or_method_fails_with_a_reason(
+    target: str, clause: str, reason: str
+) -> None:
+    """The stdlib's pools (3.11 to 3.13) have no buffersize, no task timeout and no cancel(): the
+    oracle says so, as a FAIL with a reason, and does not crash."""
+    verdict = run_check(target, clause, timeout=60)
+    assert verdict.status == "FAIL" and reason in verdict.reason, verdict
+
+
+def test_task_timeouts_are_skipped_for_threads_and_thread_pools_checked_for_refusal() -> None:
+    """TIME-2 needs worker processes; TIME-4 is about thread pools: each SKIPs the other kind."""
+    assert run_check("refpool-threads", "TIME-2", timeout=60).status == "SKIP"
+    assert run_check("refpool", "TIME-4", timeout=60).status == "SKIP"
