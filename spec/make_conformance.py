@@ -56,6 +56,24 @@ EXPLAINED: dict[tuple[str, str], str] = {
     ("stdlib-threads", "LIFE-6"): "a submit that passes the state check just as close() runs can be "
     "queued behind the workers' shutdown sentinel and never run (seen in this run; intermittent).",
     ("stdlib", "LIFE-6"): "a submit racing close() was queued and never run in this run (intermittent).",
+    # The clauses of bounded imap, task timeouts and cancelling: the CPython-derived pools have none
+    # of the three (CPython's pool gets imap(buffersize=...) in 3.16, gh-64192).
+    ("*", "BUF-1"): "imap and imap_unordered take no buffersize (CPython's pool gets it in 3.16, gh-64192), so the input cannot be bounded by what the caller has taken.",
+    ("*", "BUF-2"): "imap takes no buffersize (see BUF-1).",
+    ("*", "BUF-3"): "imap takes no buffersize (see BUF-1).",
+    ("*", "BUF-4"): "imap takes no buffersize (see BUF-1).",
+    ("*", "BUF-5"): "imap takes no buffersize (see BUF-1).",
+    ("*", "BUF-6"): "imap takes no buffersize (see BUF-1).",
+    ("*", "TIME-1"): "apply_async, map_async, starmap_async and the imaps take no timeout=: a task cannot be given a limit on its running time.",
+    ("*", "TIME-2"): "apply_async takes no timeout= (see TIME-1).",
+    ("*", "TIME-3"): "apply_async takes no timeout= (see TIME-1).",
+    ("*", "TIME-4"): "apply_async takes no timeout=, so a ThreadPool refuses one with TypeError (unexpected keyword), not the ValueError that says why it cannot keep it.",
+    ("*", "CANCEL-1"): "the results of apply_async and map_async, and the imap iterators, have no cancel(): a job, once submitted, runs.",
+    ("*", "CANCEL-2"): "no cancel() (see CANCEL-1).",
+    ("*", "CANCEL-3"): "no cancel() (see CANCEL-1).",
+    ("billiard", "TIME-1"): "apply_async takes a timeout=, but map_async, starmap_async and the imaps do not.",
+    ("billiard", "TIME-2"): "apply_async takes a timeout=, but billiard enforces it only in a pool made with enable_timeouts=True (or a pool-wide timeout), so the task ran on; with timeouts enabled it fails with billiard's own exception wrapper, not a TimeoutError.",
+    ("billiard", "TIME-3"): "as for TIME-2: the task held past its timeout ran on, and never failed.",
     # billiard 4 (Celery's fork of the pool) changed much of the API on purpose.
     ("billiard", "LIFE-1"): "repr(pool) shows no state (billiard keeps the default object repr).",
     ("billiard", "LIFE-2"): "repr(pool) shows no state, so the transitions cannot be observed.",
