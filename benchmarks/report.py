@@ -96,7 +96,7 @@ def _bar_cell(row: Row, samples: Samples, refpool_ratio: float | None) -> str:
 
 
 def row_lines(result: RowResult, targets: Sequence[str], notes: Footnotes) -> list[list[str]]:
-    """The table lines of one row: its own, and those of case 5's efficiency and case 6's variant."""
+    """The table lines of one row: its own, and those of case 5's efficiency and case 6's variants."""
     row, samples = result.row, result.samples
     stdlib = samples.median("stdlib")
     refpool_ratio = ratio(samples.median("refpool"), stdlib)
@@ -110,12 +110,14 @@ def row_lines(result: RowResult, targets: Sequence[str], notes: Footnotes) -> li
     ]
     if row.serial is not None:
         lines.append(_efficiency_line(row, samples, targets, notes))
-    if row.variant is not None and row.variant.name in {*samples.values, *samples.missing}:
-        name = row.variant.name
+    for variant in row.variants:
+        name = variant.name
+        if name not in {*samples.values, *samples.missing}:
+            continue  # refpool was not measured
         cells = [_cell(samples, name, row.unit, notes) if t == "refpool" else "-" for t in targets]
-        variant_ratio = ratio(samples.median(name), stdlib)
+        variant_ratio = ratio(samples.median(name), stdlib) if variant.compared else None
         lines.append(
-            [f"{row.case}. the same, {name}", *cells, format_ratio(variant_ratio), verdict(row.bar, None)]
+            [f"{row.case}. {variant.label}", *cells, format_ratio(variant_ratio), verdict(row.bar, None)]
         )
     return lines
 

@@ -24,6 +24,7 @@ from benchmarks.cases import (
     FULL,
     LEAST_ANSWER_SECONDS,
     LEAST_LONG_TASK_SECONDS,
+    QUICK,
     SERIAL,
     SHORT_TASK_SECONDS,
     Row,
@@ -32,6 +33,7 @@ from benchmarks.cases import (
     WrongResult,
     check_short_jobs,
     failure_after_kill,
+    shorter_rss_input,
 )
 from benchmarks.harness import (
     Bar,
@@ -267,6 +269,69 @@ def test_table_marks_case_6_informational() -> None:
     samples = Samples(values={"refpool": [200.0], "stdlib": [100.0]})
     text = table([RowResult(_row(6, Bar.INFORMATIONAL, Unit.MIB), samples)], ["refpool", "stdlib"])
     assert _cells(text, "6.") == ["6. a case", "200 MiB", "100 MiB", "2.00", "informational"]
+
+
+def test_case_6_runs_refpool_with_buffersize_over_its_input_and_a_tenth_of_it() -> None:
+    """A bounded imap's peak RSS does not grow with the input: two lengths show the flat line."""
+    assert [shorter_rss_input(n) for n in (FULL.rss_items, QUICK.rss_items, 5_000)] == [200_000, 5_000, 1_000]
+    (row,) = cases.rss_rows(FULL, 1)
+    assert [(v.name, v.label, v.compared) for v in row.variants] == [
+        ("refpool, buffersize=64", "the same, refpool, buffersize=64", True),
+        (
+            "refpool, buffersize=64, 200,000 items",
+            "the same over 200,000 items, refpool, buffersize=64",
+            False,
+        ),
+    ]
+    assert "2,000,000 items" in row.label
+
+    class Named:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    with_refpool = row.participants([Named("refpool"), Named("stdlib")])  # type: ignore[list-item]
+    assert list(with_refpool) == ["refpool", "stdlib", *(v.name for v in row.variants)]
+    assert list(row.participants([Named("stdlib")])) == ["stdlib"]  # type: ignore[list-item]
+
+
+def test_table_shows_case_6s_buffersize_lines_compared_with_the_stdlib_only_over_the_same_input() -> None:
+    (row,) = cases.rss_rows(QUICK, 1)
+    samples = Samples(
+        values={
+            "refpool": [500.0],
+            "stdlib": [400.0],
+            "refpool, buffersize=64": [20.0],
+            "refpool, buffersize=64, 5,000 items": [19.0],
+        }
+    )
+    text = table([RowResult(row, samples)], ["refpool", "stdlib"])
+    assert _cells(text, "6. parent")[1:] == ["500 MiB", "400 MiB", "1.25", "informational"]
+    assert _cells(text, "6. the same, refpool") == [
+        "6. the same, refpool, buffersize=64",
+        "20.0 MiB",
+        "-",
+        "0.05",
+        "informational",
+    ]
+    assert _cells(text, "6. the same over") == [
+        "6. the same over 5,000 items, refpool, buffersize=64",
+        "19.0 MiB",
+        "-",
+        "-",
+        "informational",
+    ]
+    # A refpool without buffersize: both lines say so, with one footnote.
+    missing = Samples(
+        values={"refpool": [500.0], "stdlib": [400.0]},
+        missing={name: "refpool has no buffersize yet" for name in samples.values if "buffersize" in name},
+    )
+    text = table([RowResult(row, missing)], ["refpool", "stdlib"])
+    assert _cells(text, "6. the same, refpool")[1] == "n/a [a]"
+    assert _cells(text, "6. the same over")[1] == "n/a [a]"
+    assert text.count("- [a] refpool has no buffersize yet") == 1
+    # Without refpool in the run, no buffersize line at all.
+    text = table([RowResult(row, Samples(values={"stdlib": [400.0]}))], ["stdlib"])
+    assert not any(cells[0].startswith("6. the same") for cells in _table_lines(text))
 
 
 def test_table_judges_cases_3_4_8_and_9_by_the_strict_ratio() -> None:
@@ -534,6 +599,13 @@ def test_the_suite_runs_every_case_through_its_command_line(tmp_path: Path) -> N
         assert re.fullmatch(r"\d+\.\d\d", cells[3]), cells
         assert cells[4] in {"meets", "misses", "informational", "see next line"}, cells
     assert re.fullmatch(r"\d+\.\d\dx, \d+\.\d\d", _cells(run.stdout, "5. speed-up")[1])
+    # Case 6's refpool with buffersize, over the case's input and over a tenth of it.
+    buffered = [cells for cells in lines if cells[0].startswith("6. the same")]
+    assert [cells[0] for cells in buffered] == [
+        "6. the same, refpool, buffersize=64",
+        "6. the same over 2,000 items, refpool, buffersize=64",
+    ]
+    assert all(_positive(cells[1], MIB) and cells[2] == "-" for cells in buffered), buffered
 
     # Case 11: one job failed on refpool, promptly; the stdlib hangs (bpo-22393), and says so.
     refpool_cell, stdlib_cell, ratio_cell, bar_cell = _cells(run.stdout, "11.")[1:]
