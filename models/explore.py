@@ -7,6 +7,8 @@ is a shortest counterexample. States are the model's own hashable tuples;
 `parents` maps each state to the state and action it was first reached by.
 
     python -m models.explore --workers 3 --tasks 4 --crashes 1 [--depth 2] [--maxtasks 2] [--bug NAME]
+    python -m models.explore --workers 2 --tasks 4 --jobs 2 --cancels 1 --expiries 1
+    python -m models.explore --workers 2 --tasks 4 --buffersize 2
 
 exits 0 after printing "complete: N states, 0 violations", or 1 after printing
 the counterexample: the violations (the first line starts with a spec clause
@@ -135,6 +137,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the caller submits the tasks one by one while RUN, racing with the pool, instead of up front",
     )
+    parser.add_argument("--jobs", type=int, default=1, help="jobs the tasks are split into (default 1)")
+    parser.add_argument(
+        "--cancels", type=int, default=0, help="jobs the caller may cancel (CANCEL-1; default 0)"
+    )
+    parser.add_argument(
+        "--expiries", type=int, default=0, help="tasks that may run past their timeout (TIME-2; default 0)"
+    )
+    parser.add_argument(
+        "--buffersize", type=int, default=None, help="the tasks are one buffered imap (BUF-1; default: none)"
+    )
     parser.add_argument("--bug", action="append", default=[], choices=sorted(BUGS), help="seed a bug")
     parser.add_argument(
         "--all", action="store_true", help="search to the end: the shortest counterexample for each clause"
@@ -149,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         allow_terminate=not args.no_terminate,
         submit_upfront=not args.submit_while_running,
         bugs=frozenset(args.bug),
+        jobs=args.jobs,
+        max_cancels=args.cancels,
+        max_expiries=args.expiries,
+        buffersize=args.buffersize,
     )
     report = explore(config, stop_at_first=not args.all)
     for number, example in enumerate(report.counterexamples):

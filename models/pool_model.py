@@ -14,8 +14,13 @@ of the parent is as atomic as refpool makes it: what a handler does under
 `Roster.cond` is one step, and nothing else interleaves with it.
 
     caller:          submit, close, terminate, join
+                     cancel(job)         CANCEL-1, below
+                     take_result(task)   a buffered imap's consumer takes the next result, in
+                                         order, then draws one more task while fewer than
+                                         `buffersize` drawn tasks have results not taken (BUF-1)
     task handler:    offer(task)         the next submitted task, in order, to the least busy
-                                         worker that can take it, or to the back of `ready`
+                                         worker that can take it, or to the back of `ready`; a
+                                         task of a cancelled job is dropped instead (CANCEL-1)
                      begin_closing       after close, once every task has been offered: the
                                          pool is *closing*, and idle workers get their sentinel
     worker:          claim(worker)       under the claim word's lock: its next task's number is
@@ -34,6 +39,7 @@ of the parent is as atomic as refpool makes it: what a handler does under
                                          LOST-3); tell the worker handler
     worker handler:  start_workers       after a reap: back to `workers` workers while the pool
                                          may grow; once closing, at most one per ready task
+    timekeeper:      expire(worker, task)  TIME-2, below (at most max_expiries in a run)
 
 Serving a worker (Roster._serve), inside the step that frees it: it takes
 tasks from the front of `ready` while it can; if it then holds nothing and
@@ -48,6 +54,39 @@ take a task when it is not seen exited, has no sentinel, holds fewer than
 `depth`, has been handed fewer than maxtasksperchild (net of those taken
 back), and holds nothing or is not stalled. Ties go to the first worker in
 the roster, which is in the order workers joined it, as a dict's is.
+
+Jobs, cancellation and timeouts (Roster.cancel, Roster.expire_due). The tasks
+are split into `jobs` jobs of consecutive tasks (Config.job_of); a job settles
+once (JOB-1): at its first failed task (as a map job does), when its last
+task succeeds, or when it is cancelled; what comes for it after that is
+ignored (JobCache).
+- cancel(job), a caller action while the job has not settled (CANCEL-1,
+  CANCEL-3), is one step under `cond`: the job's tasks in `ready` are
+  dropped; every worker holding a task of the job is taken back from (as
+  above); the job's tasks taken back are dropped, the others go to the front
+  of `ready` and are handed out again (serve every worker); a victim left
+  holding a started task is stalled. The job settles as cancelled in that
+  step, and its tasks that never started end as "cancelled" with it, those
+  the task handler has not offered yet too (it drops them when it comes to
+  them). Its tasks that have started run to their end; their outcomes free
+  their worker as usual and find the job settled.
+- expire(worker, task), the timekeeper, enabled while a task the worker
+  holds has started (its number is at most `claimed`) and its outcome has
+  not been read, and the parent has not seen the worker exit (every task has
+  a timeout: what is enabled without one is a subset). In one step under
+  `cond`: take back the worker's unstarted tasks (to the front of `ready`;
+  serve every worker); if `claimed` is still the task's number, the worker
+  is killed: it runs nothing more (an outcome it sent is still read), and
+  the parent records it as exited at once, so it is handed nothing more.
+  Otherwise the worker has finished the task and claimed a later one since
+  the timekeeper read `claimed` (roster.expire_due reads it, then takes
+  back): it is left alone, and the timed task keeps its outcome. At the
+  reap, the task the worker was killed for, if it still holds it, fails as
+  "timeout" instead of "lost" (never run again); the worker is replaced as
+  after any death.
+- A buffered imap (`buffersize`, BUF-1) is one job of every task: `buffersize`
+  tasks are drawn (submitted) when it is called, then one more in the step in
+  which the consumer takes a result, after taking it.
 
 Abstractions, on purpose:
 - Process workers only, every task small: a thread worker's inbox is a deque
@@ -76,17 +115,29 @@ Abstractions, on purpose:
 - terminate() is one atomic step: refpool stops the handlers, kills every
   worker and fails every unsettled task (SHUT-5) before it returns, and no
   handler acts once `Roster.terminating` is set.
+- cancel() is one step, though refpool marks the job as settling (JobCache),
+  then withdraws its tasks under `cond`, then settles it: a task that starts
+  in between started before cancel() returned. A job's error_callback, and
+  the imap iterator's own view of a cancel, are not modelled.
+- Time is not modelled: any started task may expire, at any moment, and
+  expire(worker, task) of a task numbered below `claimed` is the timekeeper's
+  race with a worker that finishes the task and claims the next one between
+  the timekeeper's reading `claimed` and its take-back. The timekeeper stops
+  one worker per step, though expire_due may stop several under one `cond`.
+- A buffered imap's input never raises and has `tasks` items; what its
+  iterator yields after close() or terminate() is not modelled, only what
+  the pool runs and that close() stops the drawing.
 
 Public API (the tests reuse it): `Config`, `initial_state`, `enabled_actions`,
 `step`, `successor`, `invariant_violations`, `at_rest`, `final_violations`,
-the predicates `can_take`, `retiring`, `idle`, `may_grow`, `finished`, and the
-records `State`, `Worker`, `Action`.
+the predicates `can_take`, `retiring`, `idle`, `may_grow`, `finished`,
+`cancelled`, and the records `State`, `Worker`, `Action`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 __all__ = [
@@ -103,6 +154,7 @@ __all__ = [
     "Worker",
     "at_rest",
     "can_take",
+    "cancelled",
     "enabled_actions",
     "final_violations",
     "finished",
@@ -131,11 +183,17 @@ BUGS: Final = frozenset(
         "claim_without_lock",  # the worker reads `revoked` and sets `claimed` in two steps
         "take_back_without_skip",  # the worker runs a task numbered <= `revoked` instead of skipping it
         "no_take_back",  # a worker that becomes idle takes back nothing from a busy one
+        "cancel_leaves_inbox",  # cancel drops the job's ready tasks but takes nothing back from inboxes
+        "cancel_drops_others",  # cancel drops the other jobs' tasks it takes back instead of requeueing them
+        "timeout_requeues_running",  # at an expiry the running timed task is taken back too, to run again
+        "expiry_keeps_worker",  # the worker killed at an expiry is not recorded as exited: it may get tasks
+        "expiry_serves_only_kills",  # an expiry that kills no worker serves no worker with what it took back
+        "refill_before_take",  # the consumer draws the next task before it takes a result, not after
     }
 )
 
-CALLER_ACTIONS: Final = frozenset({"submit", "close", "terminate", "join"})
-FAULT_ACTIONS: Final = frozenset({"crash"})
+CALLER_ACTIONS: Final = frozenset({"submit", "close", "terminate", "join", "cancel", "take_result", "draw"})
+FAULT_ACTIONS: Final = frozenset({"crash", "expire"})  # the environment: a death, or time passing
 
 
 @dataclass(frozen=True)
@@ -148,6 +206,15 @@ class Config:
     allow_terminate: whether the caller may call terminate(); submit_upfront:
     the tasks are all submitted before anything else happens (else `submit` is
     a caller action, allowed while RUN); bugs: names from BUGS to seed.
+
+    The features below are off by default, so that a run without them is the
+    same search as before them. jobs: the tasks are split into this many jobs
+    of consecutive tasks (the first jobs get one more where it does not
+    divide); max_cancels: how many jobs the caller may cancel in a run
+    (CANCEL-1); max_expiries: how many times the timekeeper may find a task
+    past its time in a run (TIME-2; every task has a timeout when > 0);
+    buffersize: the tasks are one buffered imap, drawn as its consumer takes
+    results (BUF-1), instead of submitted.
     """
 
     workers: int = 2
@@ -158,6 +225,13 @@ class Config:
     allow_terminate: bool = True
     submit_upfront: bool = True
     bugs: frozenset[str] = frozenset()
+    jobs: int = 1
+    max_cancels: int = 0
+    max_expiries: int = 0
+    buffersize: int | None = None
+    # Derived: the job of each task, and the tasks of each job.
+    job_of: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    job_tasks: tuple[range, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.tasks < 0 or self.max_crashes < 0 or self.depth < 1:
@@ -170,6 +244,24 @@ class Config:
         unknown = set(self.bugs) - BUGS
         if unknown:
             raise ValueError(f"unknown bugs {sorted(unknown)}; known: {sorted(BUGS)}")
+        if self.jobs < 1 or (self.jobs > 1 and self.jobs > self.tasks):
+            raise ValueError(f"jobs must be from 1 to tasks={self.tasks}, not {self.jobs!r}")
+        if self.max_cancels < 0 or self.max_expiries < 0:
+            raise ValueError(f"bad bounds: max_cancels={self.max_cancels} max_expiries={self.max_expiries}")
+        if self.buffersize is not None:
+            if self.buffersize < 1:
+                raise ValueError(f"buffersize must be None or > 0, not {self.buffersize!r}")
+            if self.jobs != 1 or self.max_cancels or not self.submit_upfront:
+                raise ValueError(
+                    "a buffered imap is one job that draws its own tasks: "
+                    "leave jobs=1, max_cancels=0 and submit_upfront=True"
+                )
+        sizes = [self.tasks // self.jobs + (job < self.tasks % self.jobs) for job in range(self.jobs)]
+        starts = [sum(sizes[:job]) for job in range(self.jobs)]
+        job_tasks = tuple(range(start, start + size) for start, size in zip(starts, sizes, strict=True))
+        # Frozen: set once, here.
+        object.__setattr__(self, "job_tasks", job_tasks)
+        object.__setattr__(self, "job_of", tuple(job for job, tasks in enumerate(job_tasks) for _ in tasks))
 
 
 Numbered = tuple[int, int]  # (its number among the tasks sent to its worker: 1, 2, 3, ...; the task)
@@ -195,7 +287,8 @@ class Worker(NamedTuple):
     handed: int  # tasks handed to it, less those taken back (maxtasksperchild, WORK-3)
     stalled: bool  # tasks were taken back behind a task it runs: it takes none until it holds none
     sentinels: int  # shutdown sentinels sent to it (SHUT-2: at most one)
-    exited: bool  # the parent has seen it gone; what it sent may still be read
+    exited: bool  # the parent has seen it gone, or has killed it; what it sent may still be read
+    expired: int | None  # the task it was killed for, past its time (TIME-2; WorkerRecord.timed_out)
 
 
 class State(NamedTuple):
@@ -207,11 +300,21 @@ class State(NamedTuple):
     notified: bool  # a worker was reaped and the worker handler has not acted on it yet
     workers: tuple[Worker, ...]  # the roster, in the order the workers joined it
     started: tuple[int, ...]  # per task: how many times a worker has claimed it (WORK-6)
-    settled: tuple[tuple[str, ...], ...]  # per task, each way it ended: "ok", "lost", "terminated"
+    # Per task, each way it ended: "ok", "lost", "terminated", "timeout" (TIME-2), "cancelled"
+    # (dropped by a cancel, never started; CANCEL-1).
+    settled: tuple[tuple[str, ...], ...]
     crashes: int
     late_starts: int  # the most workers one start_workers started beyond what WORK-1 and WORK-2 allow
     lost_at_once: int  # the tasks one worker's death failed, if more than one (LOST-3); else 0
     joined: bool
+    # Per job, each way it settled (JOB-1): "ok", "cancelled", or the way its first failed task ended.
+    job_settled: tuple[tuple[str, ...], ...]
+    expiries: int  # expire steps taken (at most max_expiries)
+    taken: int  # results a buffered imap's consumer has taken, in order (BUF-1)
+    # What a step did wrong, as late_starts records it, each (clause, task): a task of a cancelled job
+    # claimed after the cancel ("CANCEL-1"); a task of another job that a cancel or an expiry took
+    # back and left neither in `ready` nor held ("CANCEL-3", "TIME-2"). Empty unless a bug is seeded.
+    wrongs: tuple[tuple[str, int], ...]
 
 
 class Action(NamedTuple):
@@ -220,22 +323,28 @@ class Action(NamedTuple):
     name: str
     worker: int | None = None
     task: int | None = None
+    job: int | None = None
 
     def __str__(self) -> str:
-        args = [f"{field}={value}" for field, value in (("worker", self.worker), ("task", self.task))]
+        pairs = (("worker", self.worker), ("task", self.task), ("job", self.job))
+        args = [f"{name}={value}" for name, value in pairs]
         return f"{self.name}({', '.join(a for a in args if not a.endswith('None'))})"
 
 
 def _fresh_worker(wid: int, alive: bool = True, handed: int = 0, sentinels: int = 0) -> Worker:
     # Positional, in field order: this runs for every state (_terminate), and _replace is slow.
-    return Worker(wid, alive, (), None, False, (), 0, 0, 0, (), 0, handed, False, sentinels, False)
+    return Worker(wid, alive, (), None, False, (), 0, 0, 0, (), 0, handed, False, sentinels, False, None)
 
 
 def initial_state(config: Config) -> State:
     """A constructed pool: RUN, with `workers` workers started (LIFE-1)."""
+    if config.buffersize is not None:
+        submitted = min(config.buffersize, config.tasks)  # drawn when imap is called (BUF-1)
+    else:
+        submitted = config.tasks if config.submit_upfront else 0
     return State(
         pool=RUN,
-        submitted=config.tasks if config.submit_upfront else 0,
+        submitted=submitted,
         offered=0,
         ready=(),
         closing=False,
@@ -247,6 +356,10 @@ def initial_state(config: Config) -> State:
         late_starts=0,
         lost_at_once=0,
         joined=False,
+        job_settled=((),) * config.jobs,
+        expiries=0,
+        taken=0,
+        wrongs=(),
     )
 
 
@@ -316,6 +429,36 @@ def _worker_actions(w: Worker, config: Config) -> list[Action]:
     return [Action("claim", w.wid)]
 
 
+def cancelled(state: State, job: int) -> bool:
+    """The job was cancelled (it then settled as cancelled, and nothing settles it again)."""
+    return "cancelled" in state.job_settled[job]
+
+
+def _cancel_actions(state: State, config: Config) -> list[Action]:
+    """cancel(job) while the job has not settled (else cancel() returns False and does nothing).
+    A job is submitted whole: with submit_while_running, once its last task is."""
+    if sum(cancelled(state, job) for job in range(config.jobs)) >= config.max_cancels:
+        return []
+    return [
+        Action("cancel", job=job)
+        for job, tasks in enumerate(config.job_tasks)
+        if tasks and tasks.stop <= state.submitted and not state.job_settled[job]
+    ]
+
+
+def _consumer_actions(state: State, config: Config) -> list[Action]:
+    """A buffered imap's consumer: take the next result once it is in (BUF-1)."""
+    assert config.buffersize is not None
+    actions = []
+    drawn, taken = state.submitted, state.taken
+    waits = "refill_before_take" in config.bugs and state.pool == RUN and taken < drawn < config.tasks
+    if waits and drawn - taken <= config.buffersize:  # it counts the result it waits for as taken
+        actions.append(Action("draw", task=drawn))
+    if state.taken < state.submitted and state.settled[state.taken]:
+        actions.append(Action("take_result", task=state.taken))
+    return actions
+
+
 def enabled_actions(state: State, config: Config) -> list[Action]:
     """Every action that can happen next, in a fixed order: caller, task handler, workers, result
     handler, worker handler. Empty exactly in a final state."""
@@ -323,7 +466,7 @@ def enabled_actions(state: State, config: Config) -> list[Action]:
         return []
     actions: list[Action] = []
     if state.pool == RUN:
-        if state.submitted < config.tasks:
+        if state.submitted < config.tasks and config.buffersize is None:
             actions.append(Action("submit", task=state.submitted))
         actions.append(Action("close"))
     if config.allow_terminate and state.pool != TERMINATE:
@@ -332,6 +475,10 @@ def enabled_actions(state: State, config: Config) -> list[Action]:
         actions.append(Action("join"))
     if state.pool == TERMINATE:
         return actions  # every handler has stopped and every worker is dead
+    if config.max_cancels:
+        actions += _cancel_actions(state, config)
+    if config.buffersize is not None:
+        actions += _consumer_actions(state, config)
 
     if state.offered < state.submitted:
         actions.append(Action("offer", task=state.offered))
@@ -342,6 +489,9 @@ def enabled_actions(state: State, config: Config) -> list[Action]:
         actions.extend(_worker_actions(w, config))
         if w.alive and state.crashes < config.max_crashes:
             actions.append(Action("crash", w.wid))
+        if state.expiries < config.max_expiries and not w.exited and w.expired is None:
+            # Roster.expire_due: a task it has started whose outcome has not been read.
+            actions += [Action("expire", w.wid, task) for number, task in w.held if number <= w.claimed]
 
     for w in state.workers:
         if w.outbox:
@@ -383,6 +533,10 @@ class _Roster:
 
     def get(self, wid: int) -> Worker:
         return next(w for w in self.workers if w.wid == wid)
+
+    def placed(self, task: int) -> bool:
+        """The task waits in `ready` or is held by a worker."""
+        return task in self.ready or any(t == task for w in self.workers for _, t in w.held)
 
     def put(self, worker: Worker) -> Worker:
         self.workers = [worker if w.wid == worker.wid else w for w in self.workers]
@@ -479,6 +633,21 @@ def _settle(settled: tuple[tuple[str, ...], ...], task: int, how: str) -> tuple[
     return tuple(ways)
 
 
+Endings = tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]  # (settled, job_settled)
+
+
+def _end(state: State, task: int, how: str, config: Config, endings: Endings | None = None) -> Endings:
+    """The task ends `how`, and JobCache.deliver tells its job: a job not settled yet settles at its
+    first failed task (jobs.chunk_done) or when its last task has succeeded; one that has settled
+    (cancelled, say) ignores it. `endings`: the result of an earlier `_end` in the same step."""
+    settled, job_settled = (state.settled, state.job_settled) if endings is None else endings
+    settled = _settle(settled, task, how)
+    job = config.job_of[task]
+    if not job_settled[job] and (how != "ok" or all("ok" in settled[t] for t in config.job_tasks[job])):
+        job_settled = _settle(job_settled, job, how)
+    return settled, job_settled
+
+
 def _replace_worker(state: State, worker: Worker) -> tuple[Worker, ...]:
     return tuple(worker if w.wid == worker.wid else w for w in state.workers)
 
@@ -501,14 +670,22 @@ def _close(state: State, action: Action, config: Config) -> State:
 
 
 def _terminate(state: State, action: Action, config: Config) -> State:
-    """Kill every worker, start none, fail every unsettled task (SHUT-5)."""
+    """Kill every worker, start none, fail every unsettled task and job (SHUT-5)."""
     settled = tuple(
         (ways or ("terminated",)) if task < state.submitted else ways
         for task, ways in enumerate(state.settled)
     )
+    job_settled = state.job_settled
+    if not all(job_settled):
+        job_settled = tuple(
+            (ways or ("terminated",)) if tasks and tasks.start < state.submitted else ways
+            for ways, tasks in zip(job_settled, config.job_tasks, strict=True)
+        )
     # Nothing happens after this but join(): of each worker, keep only what the invariants read.
     killed = tuple(_fresh_worker(w.wid, False, w.handed, w.sentinels) for w in state.workers)
-    return state._replace(pool=TERMINATE, workers=killed, ready=(), settled=settled, notified=False)
+    return state._replace(
+        pool=TERMINATE, workers=killed, ready=(), settled=settled, job_settled=job_settled, notified=False
+    )
 
 
 def _join(state: State, action: Action, config: Config) -> State:
@@ -516,7 +693,10 @@ def _join(state: State, action: Action, config: Config) -> State:
 
 
 def _offer(state: State, action: Action, config: Config) -> State:
-    """Roster.offer: to the least busy worker that can take it if nothing is ready, else to `ready`."""
+    """Roster.offer: to the least busy worker that can take it if nothing is ready, else to `ready`;
+    a task of a cancelled job is dropped (it ended with its job's cancel, CANCEL-1)."""
+    if config.max_cancels and cancelled(state, config.job_of[state.offered]):
+        return state._replace(offered=state.offered + 1)
     roster = _Roster(state, config)
     worker = None if roster.ready else roster.least_busy()
     if worker is None:
@@ -546,6 +726,9 @@ def _claim(state: State, action: Action, config: Config) -> State:
     w = w._replace(inbox=w.inbox[1:], claimed=number, running=task, checked=False)
     started = list(state.started)
     started[task] = min(started[task] + 1, 2)  # twice is once too many; more would be endless states
+    late = ("CANCEL-1", task)  # a task of a cancelled job starts
+    if config.max_cancels and cancelled(state, config.job_of[task]) and late not in state.wrongs:
+        state = state._replace(wrongs=(*state.wrongs, late))
     return state._replace(workers=_replace_worker(state, w), started=tuple(started))
 
 
@@ -589,7 +772,8 @@ def _read_outcome(state: State, action: Action, config: Config) -> State:
     w = roster.put(w._replace(outbox=w.outbox[1:], held=held, stalled=w.stalled and bool(held)))
     if not w.exited:
         roster.serve(w.wid)
-    return roster.freeze(state)._replace(settled=_settle(state.settled, task, "ok"))
+    settled, job_settled = _end(state, task, "ok", config)
+    return roster.freeze(state)._replace(settled=settled, job_settled=job_settled)
 
 
 def _see_exit(state: State, action: Action, config: Config) -> State:
@@ -599,8 +783,9 @@ def _see_exit(state: State, action: Action, config: Config) -> State:
 
 
 def _reap(state: State, action: Action, config: Config) -> State:
-    """Roster.remove: the oldest task it held fails (LOST-1); the ones behind it never started and
-    go to the front of `ready` (LOST-3); serve every worker; tell the worker handler."""
+    """Roster.remove: the oldest task it held fails (LOST-1), as "timeout" if it is the task the
+    worker was killed for (TIME-2); the ones behind it never started and go to the front of
+    `ready` (LOST-3); serve every worker; tell the worker handler."""
     w = _worker(state, action.worker)
     tasks = [task for _, task in w.held]
     lost, requeued = tasks[:1], tasks[1:]
@@ -612,11 +797,13 @@ def _reap(state: State, action: Action, config: Config) -> State:
     roster.workers = [x for x in roster.workers if x.wid != w.wid]
     roster.ready[:0] = requeued
     roster.serve_all()
-    settled = state.settled
+    endings = state.settled, state.job_settled
     for task in lost:
-        settled = _settle(settled, task, "lost")
+        endings = _end(state, task, "timeout" if task == w.expired else "lost", config, endings)
     lost_at_once = max(state.lost_at_once, len(lost)) if len(lost) > 1 else state.lost_at_once
-    return roster.freeze(state)._replace(settled=settled, notified=True, lost_at_once=lost_at_once)
+    return roster.freeze(state)._replace(
+        settled=endings[0], job_settled=endings[1], notified=True, lost_at_once=lost_at_once
+    )
 
 
 def _start_workers(state: State, action: Action, config: Config) -> State:
@@ -632,6 +819,83 @@ def _start_workers(state: State, action: Action, config: Config) -> State:
     roster.serve_all()
     late_starts = max(state.late_starts, missing - allowed)  # the most at once: the state space stays finite
     return roster.freeze(state)._replace(notified=False, late_starts=late_starts)
+
+
+def _cancel(state: State, action: Action, config: Config) -> State:
+    """Roster.cancel, with the job's settling (CANCEL-1, CANCEL-3): drop the job's ready tasks;
+    take back from every worker that holds one of its tasks; drop the job's tasks taken back, put
+    the others at the front of `ready`; serve every worker. The job settles as cancelled, and its
+    tasks that never started, the ones the task handler has not offered included, end with it."""
+    job = action.job
+    assert job is not None
+    mine = config.job_tasks[job]
+    roster = _Roster(state, config)
+    dropped = [task for task in roster.ready if task in mine]
+    roster.ready = [task for task in roster.ready if task not in mine]
+    others: list[int] = []
+    if "cancel_leaves_inbox" not in config.bugs:
+        for wid in [w.wid for w in roster.workers]:
+            victim = roster.get(wid)
+            if not any(task in mine for _, task in victim.held):
+                continue
+            back = roster.take_back(victim)
+            dropped += [task for task in back if task in mine]
+            theirs = [task for task in back if task not in mine]
+            others += theirs
+            if "cancel_drops_others" not in config.bugs:
+                roster.ready[:0] = theirs  # as Roster.cancel's extendleft: each victim's go first
+    roster.serve_all()
+    queued = [task for task in mine if state.offered <= task < state.submitted]  # never offered now
+    settled = state.settled
+    for task in (*dropped, *queued):
+        settled = _settle(settled, task, "cancelled")
+    wrongs = state.wrongs + tuple(("CANCEL-3", task) for task in others if not roster.placed(task))
+    return roster.freeze(state)._replace(
+        settled=settled, job_settled=_settle(state.job_settled, job, "cancelled"), wrongs=wrongs
+    )
+
+
+def _expire(state: State, action: Action, config: Config) -> State:
+    """Roster.expire_due and _stop_for_timeout (TIME-2): the task has run past its time. Take back
+    the worker's unstarted tasks (to the front of `ready`); if `claimed` is still the task's number,
+    kill the worker and record it as exited, so that it is handed nothing more; serve every worker.
+    The task fails as "timeout" when the worker is reaped, if it still holds it."""
+    wid, timed = action.worker, action.task
+    assert wid is not None and timed is not None
+    roster = _Roster(state, config)
+    victim = roster.get(wid)
+    number = next(n for n, task in victim.held if task == timed)
+    back = roster.take_back(victim)
+    victim = roster.get(wid)
+    if "timeout_requeues_running" in config.bugs and victim.claimed == number:
+        held = tuple(h for h in victim.held if h[1] != timed)
+        victim = roster.put(victim._replace(held=held, handed=victim.handed - 1, stalled=bool(held)))
+        back = [timed, *back]
+    roster.ready[:0] = back
+    if victim.claimed == number:
+        killed = _exited(victim)._replace(expired=timed)
+        roster.put(killed if "expiry_keeps_worker" in config.bugs else killed._replace(exited=True))
+        roster.serve_all()
+    elif "expiry_serves_only_kills" not in config.bugs:
+        roster.serve_all()
+    wrongs = state.wrongs + tuple(("TIME-2", task) for task in back if not roster.placed(task))
+    return roster.freeze(state)._replace(expiries=state.expiries + 1, wrongs=wrongs)
+
+
+def _take_result(state: State, action: Action, config: Config) -> State:
+    """IMapResults.next: take the next result, then InputFeed.took_one: draw one more task while
+    fewer than `buffersize` drawn tasks have results not taken, and the pool runs (BUF-1, BUF-4)."""
+    assert config.buffersize is not None
+    taken, drawn = state.taken + 1, state.submitted
+    feeds = "refill_before_take" not in config.bugs and state.pool == RUN and drawn < config.tasks
+    if feeds and drawn - taken < config.buffersize:  # buffered.may_draw
+        drawn += 1
+    return state._replace(taken=taken, submitted=drawn)
+
+
+def _draw(state: State, action: Action, config: Config) -> State:
+    """refill_before_take: the consumer draws a task before it takes the result it waits for."""
+    return state._replace(submitted=state.submitted + 1)
 
 
 Transition = Callable[[State, Action, Config], State]
@@ -653,6 +917,10 @@ TRANSITIONS: Final[dict[str, Transition]] = {
     "see_exit": _see_exit,
     "reap": _reap,
     "start_workers": _start_workers,
+    "cancel": _cancel,
+    "expire": _expire,
+    "take_result": _take_result,
+    "draw": _draw,
 }
 
 
@@ -686,7 +954,15 @@ def step(state: State, action: Action, config: Config) -> State:
 #        every task offered), and no task follows it;
 # SHUT-2 no worker is sent two sentinels, nor one it does not need (it retires by maxtasks);
 #        once closing, every idle worker has been sent its sentinel;
-# JOB-1  no task is settled twice, and none before it was submitted.
+# JOB-1  no task is settled twice, and none before it was submitted; no job settles twice;
+# BUF-1  a buffered imap has drawn at most `buffersize` tasks whose results have not been taken;
+# CANCEL-1 once a job is cancelled, none of its tasks waits in `ready`, none is held unstarted
+#        by a worker, and none starts; it settled as cancelled and nothing settles it again;
+# CANCEL-3 the other jobs' tasks taken back at a cancel wait in `ready` or are held (and then,
+#        by WORK-3, WORK-6 and JOB-1, run once and end once); no task of another job is dropped;
+# TIME-2 the task a worker was killed for is never in `ready` nor held by another worker (so it
+#        runs at most once: WORK-6), and no more tasks time out than workers were killed; the
+#        tasks taken back at an expiry wait in `ready` or are held, as CANCEL-3's.
 
 
 def _work_1(state: State, config: Config) -> list[str]:
@@ -778,9 +1054,11 @@ def _lost_3(state: State, config: Config) -> list[str]:
         found.append(f"LOST-3: one worker's death failed {state.lost_at_once} tasks; it may fail one")
     lost = sum(ways.count("lost") for ways in state.settled)
     if lost > state.crashes:
+        killed = " (a worker killed past its time fails its task as timeout, none as lost)"
         found.append(
             f"LOST-3: {lost} tasks failed as lost, but {state.crashes} worker(s) died: "
             f"a death fails at most one task, and a worker that exits by itself none"
+            f"{killed if state.expiries else ''}"
         )
     for w in state.workers:
         if not w.alive and not w.outbox:
@@ -833,10 +1111,98 @@ def _job_1(state: State, config: Config) -> list[str]:
             found.append(f"JOB-1: task {task} settled {len(ways)} times: {', '.join(ways)}")
         if ways and task >= state.submitted:
             found.append(f"JOB-1: task {task} settled before it was submitted")
+    for job, ways in enumerate(state.job_settled):
+        if len(ways) > 1:
+            found.append(f"JOB-1: job {job} settled {len(ways)} times: {', '.join(ways)}")
     return found
 
 
+def _buf_1(state: State, config: Config) -> list[str]:
+    if config.buffersize is None or state.submitted - state.taken <= config.buffersize:
+        return []
+    return [
+        f"BUF-1: {state.submitted} tasks drawn and {state.taken} results taken: "
+        f"{state.submitted - state.taken} drawn tasks' results are not taken, "
+        f"more than buffersize={config.buffersize}"
+    ]
+
+
+def _cancel_1(state: State, config: Config) -> list[str]:
+    if not config.max_cancels:
+        return []
+    found = [
+        f"CANCEL-1: task {task} started after its job {config.job_of[task]} was cancelled"
+        for clause, task in state.wrongs
+        if clause == "CANCEL-1"
+    ]
+    for job, mine in enumerate(config.job_tasks):
+        if not cancelled(state, job):
+            continue
+        waiting = [task for task in state.ready if task in mine]
+        if waiting:
+            found.append(f"CANCEL-1: job {job} was cancelled, yet its tasks {waiting} wait in ready")
+        for w in state.workers:
+            unstarted = [task for number, task in w.held if task in mine and number > w.claimed]
+            if unstarted:
+                found.append(
+                    f"CANCEL-1: job {job} was cancelled, yet worker {w.wid} holds its tasks {unstarted}, "
+                    f"not started"
+                )
+    return found
+
+
+def _cancel_3(state: State, config: Config) -> list[str]:
+    if not config.max_cancels:
+        return []
+    found = [
+        f"CANCEL-3: task {task} of job {config.job_of[task]}, taken back at a cancel of another job, "
+        f"neither waits in ready nor is held"
+        for clause, task in state.wrongs
+        if clause == "CANCEL-3"
+    ]
+    found += [
+        f"CANCEL-3: task {task} was dropped as cancelled, but its job {config.job_of[task]} was not cancelled"
+        for task, ways in enumerate(state.settled)
+        if "cancelled" in ways and not cancelled(state, config.job_of[task])
+    ]
+    return found
+
+
+def _time_2(state: State, config: Config) -> list[str]:
+    if not config.max_expiries:
+        return []
+    found = [
+        f"TIME-2: task {task}, taken back at an expiry, neither waits in ready nor is held"
+        for clause, task in state.wrongs
+        if clause == "TIME-2"
+    ]
+    for w in state.workers:
+        if w.expired is None:
+            continue
+        if w.expired in state.ready:
+            found.append(
+                f"TIME-2: task {w.expired} ran past its time and worker {w.wid} was killed for it, "
+                f"yet it waits in ready to run again"
+            )
+        holders = [x.wid for x in state.workers if x.wid != w.wid and any(t == w.expired for _, t in x.held)]
+        if holders:
+            found.append(
+                f"TIME-2: task {w.expired} ran past its time and worker {w.wid} was killed for it, "
+                f"yet workers {holders} hold it, to run it again"
+            )
+    timeouts = sum(ways.count("timeout") for ways in state.settled)
+    if timeouts > state.expiries:
+        found.append(f"TIME-2: {timeouts} tasks timed out, but the timekeeper acted {state.expiries} times")
+    return found
+
+
+# The newer clauses first: where a step breaks one of them and an older one at once (a task taken
+# back and dropped is also held by nobody, WORK-3), the counterexample names the more precise one.
 INVARIANTS: Final[tuple[Callable[[State, Config], list[str]], ...]] = (
+    _buf_1,
+    _cancel_1,
+    _cancel_3,
+    _time_2,
     _work_1,
     _work_2,
     _work_3,
@@ -861,7 +1227,9 @@ def final_violations(state: State, config: Config) -> list[str]:
     """What must hold once the pool is at rest (see `at_rest`); each message starts with its clause ID.
 
     SHUT-4: join() can return, i.e. this is no deadlock; SHUT-3: every worker has exited;
-    JOB-1: every submitted task has settled (exactly once is an invariant).
+    JOB-1: every submitted task has settled, and every job all of whose tasks were submitted
+    (exactly once is an invariant). A buffered imap closed before its input ended has tasks that
+    were never drawn: its iterator ends with UnreadInputError, which is not modelled.
     """
     found = []
     if not (state.joined or finished(state)):
@@ -873,4 +1241,9 @@ def final_violations(state: State, config: Config) -> list[str]:
         )
     found += [f"SHUT-3: worker {w.wid} never exits" for w in state.workers if w.alive]
     found += [f"JOB-1: task {t} never settles" for t in range(state.submitted) if not state.settled[t]]
+    found += [
+        f"JOB-1: job {job} never settles"
+        for job, tasks in enumerate(config.job_tasks)
+        if tasks and tasks.stop <= state.submitted and not state.job_settled[job]
+    ]
     return found
