@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from models.explore import Counterexample, explore, main
@@ -52,9 +54,40 @@ REAL_DESIGN: dict[Config, int] = {
 }
 
 
+# The same search with the features of spec BUF, TIME and CANCEL on (Config.jobs, max_cancels,
+# max_expiries, buffersize); without them the counts above are unchanged. About 25 s on two cores.
+# Bigger ones pass too and take from 4 s to half a minute each (process time): --workers 2 --tasks 4
+# --jobs 2 --cancels 1 --expiries 1 (156,683 states), --workers 3 --tasks 4 --expiries 1 (61,804),
+# --workers 2 --tasks 4 --buffersize 2 --crashes 1 (33,353),
+# --workers 2 --tasks 5 --depth 3 --expiries 1 --no-terminate (204,858: an expiry that races the
+# worker's next claim takes back a task another worker can take), --workers 2 --tasks 5 --jobs 2
+# --cancels 1 --depth 3 --no-terminate (137,919), --workers 2 --tasks 3 --jobs 2 --cancels 1
+# --expiries 1 --crashes 1 --no-terminate (187,045).
+REAL_DESIGN_NEW_FEATURES: dict[Config, int] = {
+    Config(workers=2, tasks=4, jobs=2, max_cancels=1): 28368,
+    Config(workers=2, tasks=3, jobs=2, max_cancels=1, max_crashes=1, allow_terminate=False): 52797,
+    Config(workers=2, tasks=4, jobs=2, max_cancels=1, depth=3, allow_terminate=False): 26724,
+    Config(workers=3, tasks=3, jobs=2, max_cancels=1): 12333,
+    Config(workers=2, tasks=3, jobs=2, max_cancels=2, submit_upfront=False): 9087,
+    Config(workers=1, tasks=3, jobs=2, max_cancels=2, max_crashes=2, depth=3): 14426,
+    Config(workers=2, tasks=3, max_expiries=2): 10330,
+    Config(workers=2, tasks=3, max_expiries=1, max_crashes=1, maxtasks=1): 22239,
+    Config(workers=1, tasks=3, max_expiries=2, maxtasks=2): 1183,
+    Config(workers=1, tasks=3, max_expiries=2, max_crashes=1, depth=3): 6115,
+    Config(workers=2, tasks=3, jobs=2, max_cancels=1, max_expiries=1): 21598,
+    Config(workers=2, tasks=4, buffersize=1, max_crashes=1): 5363,
+    Config(workers=2, tasks=4, buffersize=1, max_expiries=1): 2961,
+    Config(workers=1, tasks=3, buffersize=2, max_crashes=1): 2081,
+}
+
+
 def _name(config: Config) -> str:
     options = "" if config.submit_upfront else "-submit-while-running"
     options += "" if config.allow_terminate else "-no-terminate"
+    options += f"-j{config.jobs}" if config.jobs > 1 else ""
+    options += f"-cancels{config.max_cancels}" if config.max_cancels else ""
+    options += f"-expiries{config.max_expiries}" if config.max_expiries else ""
+    options += f"-buffer{config.buffersize}" if config.buffersize is not None else ""
     return (
         f"w{config.workers}-t{config.tasks}-c{config.max_crashes}-m{config.maxtasks}-d{config.depth}{options}"
     )
@@ -69,6 +102,47 @@ def test_the_real_design_has_no_violation_in_any_interleaving(config: Config) ->
     assert report.counterexamples == (), "\n\n".join(c.format() for c in report.counterexamples)
     assert report.complete
     assert report.states == REAL_DESIGN[config] > 0
+
+
+@pytest.mark.parametrize("config", list(REAL_DESIGN_NEW_FEATURES), ids=_name)
+def test_cancels_timeouts_and_buffered_imap_break_no_invariant_in_any_interleaving(config: Config) -> None:
+    """Besides the clauses above: BUF-1 (a buffered imap's drawn tasks whose results are not taken
+    never outnumber buffersize), CANCEL-1 (once a job is cancelled none of its tasks waits, is held
+    unstarted or starts, and the job settles once, as cancelled), CANCEL-3 (the other jobs' tasks
+    taken back at a cancel are handed out again and end once), TIME-2 (a task that ran past its time
+    is never run again, and the tasks taken back at its expiry end once), JOB-1 for jobs (each settles
+    once; at rest, every job whose tasks were all submitted has settled), and LOST-3 with workers
+    killed at an expiry (no task fails as lost for them)."""
+    report = explore(config, stop_at_first=False)
+    assert report.counterexamples == (), "\n\n".join(c.format() for c in report.counterexamples)
+    assert report.complete
+    assert report.states == REAL_DESIGN_NEW_FEATURES[config] > 0
+
+
+def test_the_new_features_are_off_by_default() -> None:
+    """Config's defaults leave a search as it was before BUF, TIME and CANCEL were modelled (the
+    counts of REAL_DESIGN): one job, nothing cancelled, no task expires, no buffered imap."""
+    config = Config(workers=2, tasks=3, max_crashes=1, maxtasks=1)
+    state = initial_state(config)
+    assert config.jobs == 1 and config.job_of == (0, 0, 0) and config.job_tasks == (range(3),)
+    assert state.job_settled == ((),) and state.wrongs == () and state.expiries == state.taken == 0
+    names = {action.name for action in _actions_seen(config)}
+    assert names >= {"offer", "claim", "crash", "reap"}
+    assert not names & {"cancel", "expire", "take_result", "draw"}
+
+
+def _actions_seen(config: Config, limit: int = 2000) -> set[Action]:
+    """Every action enabled in the first `limit` states reached breadth-first."""
+    seen, frontier, actions = {initial_state(config)}, [initial_state(config)], set()
+    while frontier and len(seen) < limit:
+        state = frontier.pop(0)
+        for action in enabled_actions(state, config):
+            actions.add(action)
+            after = step(state, action, config)
+            if after not in seen:
+                seen.add(after)
+                frontier.append(after)
+    return actions
 
 
 def test_the_search_is_deterministic() -> None:
@@ -93,18 +167,21 @@ SEEDED: list[tuple[str, Config, str, int]] = [
     ("take_back_without_skip", Config(workers=2, tasks=3), "WORK-6", 10),
     ("take_back_without_skip", Config(workers=3, tasks=4, depth=3), "WORK-6", 11),
     ("no_take_back", Config(workers=2, tasks=3), "WORK-5", 6),
+    ("cancel_leaves_inbox", Config(workers=1, tasks=2, jobs=2, max_cancels=1), "CANCEL-1", 2),
+    ("cancel_leaves_inbox", Config(workers=2, tasks=3, jobs=2, max_cancels=1), "CANCEL-1", 2),
+    ("cancel_drops_others", Config(workers=1, tasks=2, jobs=2, max_cancels=1), "CANCEL-3", 3),
+    ("cancel_drops_others", Config(workers=2, tasks=3, jobs=2, max_cancels=1), "CANCEL-3", 4),
+    ("timeout_requeues_running", Config(workers=1, tasks=1, max_expiries=1), "TIME-2", 3),
+    ("timeout_requeues_running", Config(workers=2, tasks=2, max_expiries=1), "TIME-2", 3),
+    ("expiry_keeps_worker", Config(workers=1, tasks=2, max_expiries=1), "LOST-3", 8),
+    ("expiry_keeps_worker", Config(workers=2, tasks=3, max_expiries=1), "LOST-3", 8),
+    ("refill_before_take", Config(workers=1, tasks=2, buffersize=1), "BUF-1", 1),
+    ("refill_before_take", Config(workers=2, tasks=4, buffersize=2), "BUF-1", 1),
 ]
 
 
 def _seeded(bug: str, config: Config) -> Config:
-    return Config(
-        workers=config.workers,
-        tasks=config.tasks,
-        max_crashes=config.max_crashes,
-        maxtasks=config.maxtasks,
-        depth=config.depth,
-        bugs=frozenset({bug}),
-    )
+    return dataclasses.replace(config, bugs=frozenset({bug}))
 
 
 def _replay(config: Config, example: Counterexample) -> State:
@@ -122,8 +199,12 @@ def test_each_seeded_bug_gives_a_replayable_counterexample(
 ) -> None:
     """one_sentinel_too_few breaks SHUT-2, start_after_close WORK-2, drop_task_on_crash WORK-3,
     fail_all_on_crash LOST-3, claim_without_lock and take_back_without_skip WORK-6 (a task starts
-    twice), no_take_back WORK-5: the first line of the counterexample names the clause, and its
-    path leads from the initial state to a state that breaks it."""
+    twice), no_take_back WORK-5, cancel_leaves_inbox CANCEL-1 (a task of the cancelled job stays
+    in an inbox, unstarted), cancel_drops_others CANCEL-3, timeout_requeues_running TIME-2 (the
+    task that ran past its time waits to run again), expiry_keeps_worker LOST-3 (a task handed to
+    the killed worker fails as lost), refill_before_take BUF-1: the first line of the
+    counterexample names the clause, and its path leads from the initial state to a state that
+    breaks it."""
     config = _seeded(bug, bounds)
     report = explore(config)
     assert len(report.counterexamples) == 1
@@ -164,6 +245,89 @@ def test_one_sentinel_too_few_deadlocks_join_when_no_later_step_serves_the_worke
     assert {c.clause for c in explore(healed, stop_at_first=False).counterexamples} == {"SHUT-2"}
 
 
+def test_a_task_of_a_cancelled_job_left_in_an_inbox_starts_after_the_cancel() -> None:
+    """cancel_leaves_inbox: besides the unstarted task the cancel left held (its shortest
+    counterexample), the worker then starts it: CANCEL-1 in its own words."""
+    config = _seeded("cancel_leaves_inbox", Config(workers=1, tasks=2, jobs=2, max_cancels=1))
+    state = _replay_actions(config, Action("offer", task=0), Action("cancel", job=0), Action("claim", 0))
+    assert "CANCEL-1: task 0 started after its job 0 was cancelled" in invariant_violations(state, config)
+    # The design takes it back instead: it never starts, and ends with its job.
+    config = Config(workers=1, tasks=2, jobs=2, max_cancels=1)
+    state = _run_steps(config, Action("offer", task=0), Action("cancel", job=0))
+    assert state.workers[0].held == () and state.workers[0].revoked == 1
+    assert state.settled == (("cancelled",), ()) and state.job_settled == (("cancelled",), ())
+    assert _worker_steps(state, config) == [Action("skip", 0)]
+
+
+def test_another_jobs_task_dropped_at_a_cancel_never_settles() -> None:
+    """cancel_drops_others: besides CANCEL-3 and WORK-3 at the cancel, the search to the end finds
+    JOB-1 at rest: the other job's task never ends, and neither does its job."""
+    config = _seeded("cancel_drops_others", Config(workers=1, tasks=2, jobs=2, max_cancels=1))
+    examples = {c.clause: c for c in explore(config, stop_at_first=False).counterexamples}
+    assert set(examples) == {"CANCEL-3", "WORK-3", "JOB-1"}
+    state = _replay(config, examples["JOB-1"])
+    assert at_rest(state, config)
+    finals = final_violations(state, config)
+    assert {"JOB-1: task 1 never settles", "JOB-1: job 1 never settles"} <= set(finals)
+
+
+def test_a_timed_out_task_requeued_runs_twice_and_settles_twice() -> None:
+    """timeout_requeues_running: after TIME-2 at the expiry, the search to the end finds the task
+    started a second time (WORK-6) and settled twice (JOB-1): the outcome the killed worker had
+    sent, and the second run's."""
+    config = _seeded("timeout_requeues_running", Config(workers=2, tasks=2, max_expiries=1))
+    examples = {c.clause: c for c in explore(config, stop_at_first=False).counterexamples}
+    assert set(examples) == {"TIME-2", "WORK-6", "WORK-3", "JOB-1"}
+    assert examples["WORK-6"].violations[0] == "WORK-6: task 0 started twice"
+    assert examples["JOB-1"].violations[0] == "JOB-1: task 0 settled 2 times: ok, ok"
+
+
+def test_the_expiry_as_first_described_hands_a_task_to_the_killed_worker() -> None:
+    """expiry_keeps_worker is the design as it was first written down: the expiry kills the worker
+    but the roster keeps it as a live worker until it is seen exit. If the worker had sent the timed
+    task's outcome just before the kill, reading that outcome frees it and serves it: it is handed
+    the next task, which it never reads, and which fails as lost at the reap although it never ran
+    (LOST-3; LOST-1 allows that only for a death the parent cannot foresee). refpool records the
+    worker as exited at the kill (Roster._stop_for_timeout), and so does the model."""
+    config = _seeded("expiry_keeps_worker", Config(workers=1, tasks=2, max_expiries=1))
+    example = explore(config).counterexamples[0]
+    assert [str(action) for action in example.path] == [
+        "offer(task=0)",
+        "offer(task=1)",
+        "claim(worker=0)",
+        "run(worker=0)",
+        "expire(worker=0, task=0)",
+        "read_outcome(worker=0, task=0)",
+        "see_exit(worker=0)",
+        "reap(worker=0)",
+    ]
+    state = _replay(config, example)
+    assert state.settled == (("ok",), ("lost",)) and state.started == (1, 0)
+    fixed = Config(workers=1, tasks=2, max_expiries=1)
+    state = _run_steps(fixed, *example.path[:6])
+    assert state.workers[0].held == () and state.ready == (1,)  # it waits for the replacement
+
+
+def test_an_expiry_that_kills_no_worker_must_still_serve_the_tasks_it_took_back() -> None:
+    """expiry_serves_only_kills is refpool's Roster.expire_due as first committed: it serves the
+    workers only if it stopped one. When the worker finished the timed task and claimed the next
+    between the timekeeper's reading `claimed` and its take-back, nothing is killed, but the tasks
+    behind the new one were taken back: they wait in ready while another worker could take them
+    (WORK-5), until some later step serves. (Searched to the first violation only: the full search
+    of this configuration is 200,000 states.)"""
+    config = _seeded("expiry_serves_only_kills", Config(workers=2, tasks=5, depth=3, max_expiries=1))
+    example = explore(config).counterexamples[0]
+    assert example.violations[0] == "WORK-5: tasks [4] wait in ready, yet workers [1] can take them"
+    assert [str(action) for action in example.path[-4:]] == [
+        "claim(worker=0)",
+        "run(worker=0)",
+        "claim(worker=0)",
+        "expire(worker=0, task=0)",
+    ]
+    state = _replay(config, example)
+    assert state.workers[0].alive and state.workers[0].stalled and state.workers[0].expired is None
+
+
 def test_the_cli_prints_the_counterexample_one_action_per_line(capsys: pytest.CaptureFixture[str]) -> None:
     """`python -m models.explore --bug ...` exits 1, the SHUT-2 violation on its first line."""
     assert main(["--workers", "2", "--tasks", "2", "--bug", "one_sentinel_too_few"]) == 1
@@ -199,6 +363,18 @@ def _run_steps(config: Config, *actions: Action) -> State:
 
 def _offers(count: int) -> tuple[Action, ...]:
     return tuple(Action("offer", task=task) for task in range(count))
+
+
+def _replay_actions(config: Config, *actions: Action) -> State:
+    """As _run_steps, for a seeded bug: the invariants may break on the way."""
+    state = initial_state(config)
+    for action in actions:
+        state = step(state, action, config)
+    return state
+
+
+def _worker_steps(state: State, config: Config) -> list[Action]:
+    return [a for a in enabled_actions(state, config) if a.name in {"claim", "skip", "run", "exit"}]
 
 
 def test_a_new_pool_runs_with_all_its_workers_and_offers_the_first_task() -> None:
@@ -390,6 +566,101 @@ def test_terminate_kills_every_worker_and_fails_every_unsettled_task() -> None:
     assert enabled_actions(state, config) == [] and final_violations(state, config) == []
 
 
+def test_cancel_drops_the_jobs_unstarted_tasks_and_hands_out_the_others_again() -> None:
+    """CANCEL-1: the job's tasks that have not started are taken back from the inboxes and dropped,
+    and the job settles at once, as cancelled; its running task runs to its end and its outcome is
+    discarded. CANCEL-3: the other job's tasks taken back with them go to the front of ready and
+    are handed out again; the victim that keeps a started task is stalled (WORK-5)."""
+    config = Config(workers=2, tasks=4, jobs=2, max_cancels=1)  # job 0: tasks 0 and 1; job 1: 2 and 3
+    assert config.job_of == (0, 0, 1, 1)
+    before = (*_offers(4), Action("claim", 0))
+    state = _run_steps(config, *before)
+    assert [w.held for w in state.workers] == [((1, 0), (2, 2)), ((1, 1), (2, 3))]
+    state = _run_steps(config, *before, Action("cancel", job=0))
+    running, other = state.workers
+    assert running.held == ((1, 0),) and running.stalled and running.revoked == 2
+    assert other.revoked == 2 and other.held == ((3, 3), (4, 2))  # w1's went first, as extendleft does
+    assert state.settled == ((), ("cancelled",), (), ()) and state.job_settled == (("cancelled",), ())
+    assert state.ready == () and state.started == (1, 0, 0, 0)
+    state = _run_steps(
+        config, *before, Action("cancel", job=0), Action("run", 0), Action("read_outcome", 0, 0)
+    )
+    assert state.settled[0] == ("ok",) and state.job_settled == (("cancelled",), ())  # discarded
+    assert Action("cancel", job=0) not in enabled_actions(state, config)  # settled: cancel() is False
+
+
+def test_a_task_of_a_cancelled_job_still_in_the_task_queue_is_never_offered() -> None:
+    """CANCEL-1: the task handler drops it (it ended with its job's cancel) and offers the next."""
+    config = Config(workers=1, tasks=3, jobs=2, max_cancels=1)  # job 0: tasks 0 and 1; job 1: 2
+    state = _run_steps(config, Action("offer", task=0), Action("cancel", job=0))
+    assert state.settled == (("cancelled",), ("cancelled",), ())
+    state = _run_steps(config, Action("offer", task=0), Action("cancel", job=0), Action("offer", task=1))
+    assert state.offered == 2 and state.workers[0].held == () and state.ready == ()
+    state = step(state, Action("offer", task=2), config)
+    assert state.workers[0].held == ((2, 2),)
+
+
+def test_a_task_past_its_time_kills_its_worker_and_fails_as_timeout() -> None:
+    """TIME-2: the task behind it is taken back, to run elsewhere; the worker is killed and recorded
+    as exited at once, so it is handed nothing more; at the reap the task fails as "timeout", not
+    lost, and its job with it; the worker is replaced (WORK-1)."""
+    config = Config(workers=1, tasks=2, max_expiries=1)
+    before = (*_offers(2), Action("claim", 0))
+    state = _run_steps(config, *before, Action("expire", 0, 0))
+    killed = state.workers[0]
+    assert not killed.alive and killed.exited and killed.expired == 0 and killed.held == ((1, 0),)
+    assert state.ready == (1,) and state.expiries == 1
+    assert Action("see_exit", 0) not in enabled_actions(state, config)
+    state = _run_steps(config, *before, Action("expire", 0, 0), Action("reap", 0))
+    assert state.settled == (("timeout",), ()) and state.job_settled == (("timeout",),)
+    state = step(state, Action("start_workers"), config)
+    assert state.workers[0].held == ((1, 1),) and state.started == (1, 0)
+
+
+def test_a_timed_task_that_finished_before_the_kill_keeps_its_outcome() -> None:
+    """TIME-2: the outcome the worker sent before it was killed is read; nothing fails at the reap."""
+    config = Config(workers=1, tasks=1, max_expiries=1)
+    state = _run_steps(
+        config,
+        Action("offer", task=0),
+        Action("claim", 0),
+        Action("run", 0),
+        Action("expire", 0, 0),
+        Action("read_outcome", 0, 0),
+        Action("reap", 0),
+    )
+    assert state.settled == (("ok",),) and state.job_settled == (("ok",),)
+
+
+def test_an_expiry_that_finds_a_later_task_claimed_kills_nothing() -> None:
+    """TIME-2 (Roster._stop_for_timeout): the worker finished the timed task and claimed the next
+    between the timekeeper's reading `claimed` and its take-back. The tasks behind the new one are
+    taken back all the same (the worker is stalled); the worker is left alone, the timed task keeps
+    its outcome."""
+    config = Config(workers=1, tasks=3, depth=3, max_expiries=1)
+    state = _run_steps(
+        config, *_offers(3), Action("claim", 0), Action("run", 0), Action("claim", 0), Action("expire", 0, 0)
+    )
+    worker = state.workers[0]
+    assert worker.alive and not worker.exited and worker.expired is None and worker.stalled
+    assert worker.held == ((1, 0), (2, 1)) and state.ready == (2,)
+
+
+def test_a_buffered_imap_draws_one_task_after_each_result_taken() -> None:
+    """BUF-1: `buffersize` tasks are drawn when imap is called, then one each time the consumer takes
+    a result, after taking it; after close() nothing more is drawn (BUF-4)."""
+    config = Config(workers=2, tasks=3, buffersize=1)
+    state = initial_state(config)
+    assert state.submitted == 1 and Action("submit", task=1) not in enabled_actions(state, config)
+    done = (Action("offer", task=0), Action("claim", 0), Action("run", 0), Action("read_outcome", 0, 0))
+    state = _run_steps(config, *done)
+    assert Action("take_result", task=0) in enabled_actions(state, config)
+    state = step(state, Action("take_result", task=0), config)
+    assert (state.submitted, state.taken) == (2, 1)
+    state = _run_steps(config, *done, Action("close"), Action("take_result", task=0))
+    assert (state.submitted, state.taken) == (1, 1)
+
+
 def test_step_refuses_an_action_that_is_not_enabled() -> None:
     """LIFE-3 in the model: join() in RUN is not a step the pool can take."""
     config = Config(workers=1, tasks=1)
@@ -404,3 +675,9 @@ def test_a_config_names_what_is_wrong_with_it() -> None:
         Config(maxtasks=0)
     with pytest.raises(ValueError, match="depth=0"):
         Config(depth=0)
+    with pytest.raises(ValueError, match="jobs must be from 1 to tasks=2"):
+        Config(tasks=2, jobs=3)
+    with pytest.raises(ValueError, match="buffersize must be None or > 0"):
+        Config(buffersize=0)
+    with pytest.raises(ValueError, match="a buffered imap is one job"):
+        Config(tasks=2, jobs=2, buffersize=1)
