@@ -50,6 +50,7 @@ class TraceState:
     sentinels: dict[int, int] = field(default_factory=dict)
     exits: dict[int, int | None] = field(default_factory=dict)  # exit codes of the workers gone
     cancelled: set[int] = field(default_factory=set)  # jobs
+    may_end_cancelled: set[TaskKey] = field(default_factory=set)  # running when their job was cancelled
     timed_out: dict[TaskKey, int] = field(default_factory=dict)  # task -> the worker stopped for it
     violations: list[str] = field(default_factory=list)
 
@@ -89,6 +90,8 @@ def _apply(book: TraceState, seen: Observation) -> None:
         key = (seen.job_id, seen.position)
         # A task taken back and run anyway fails here: it has run twice (WORK-6).
         _release(book, seen.worker_id, key, "outcome from")
+        if seen.job_id in book.cancelled and key not in book.may_end_cancelled:
+            book.fail(f"CANCEL-1: task {key} of a cancelled job ran, though it had not started")
         _end(book, key)
     elif isinstance(seen, WorkerExited):
         _exit(book, seen)
@@ -111,6 +114,15 @@ def _cancel(book: TraceState, seen: JobCancelled) -> None:
     if seen.job_id in book.cancelled:
         book.fail(f"CANCEL-1: job {seen.job_id} was cancelled twice")
     book.cancelled.add(seen.job_id)
+    # Every task of the job a worker still holds, after the take-backs just reported, has
+    # started: one left unstarted in an inbox would run (models/pool_model.py: cancel_leaves_inbox).
+    still_held = {key for held in book.held.values() for key in held if key[0] == seen.job_id}
+    if still_held != set(seen.started):
+        book.fail(
+            f"CANCEL-1: job {seen.job_id} cancelled while workers held {sorted(still_held)}, "
+            f"of which it says {list(seen.started)} had started"
+        )
+    book.may_end_cancelled.update(seen.started)
     for key in seen.dropped:
         if any(key in held for held in book.held.values()):
             book.fail(f"CANCEL-1: task {key} dropped while a worker still holds it")
@@ -196,6 +208,8 @@ def _exit(book: TraceState, seen: WorkerExited) -> None:
     stopped_for = [key for key, stopped in book.timed_out.items() if stopped == worker]
     if stopped_for and not set(seen.lost) <= set(stopped_for):
         book.fail(f"TIME-2: worker {worker}, stopped for {stopped_for}, failed {list(seen.lost)} with it")
+    if stopped_for and seen.requeued:
+        book.fail(f"TIME-2: worker {worker}, stopped for {stopped_for}, still held {list(seen.requeued)}")
     for key in seen.lost:
         _end(book, key)
     book.waiting.update(seen.requeued)

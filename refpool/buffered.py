@@ -37,9 +37,10 @@ from .messages import Call
 
 T = TypeVar("T")
 
-# Submits one task of the job at the given position, if the pool is running;
-# returns the pool's state (the task went out only if it is RUN).
-SubmitTask = Callable[[int, Call], PoolState]
+# Submits one task of the job at the given position, if the pool is running and
+# the job has not settled; returns the pool's state (the task went out only if
+# it is RUN), or None if the job has settled.
+SubmitTask = Callable[[int, Call], PoolState | None]
 
 
 # BUF-1: a task may be drawn only while fewer than `buffersize` drawn tasks
@@ -109,8 +110,8 @@ class InputFeed:
             self.items_drawn += len(chunk)
         elif state is PoolState.CLOSE:
             self._end(UnreadInputError(self.items_drawn))  # BUF-4: never ended in silence
-        else:
-            self._open = False  # terminated: the job fails with PoolTerminatedError (BUF-5)
+        else:  # terminated: the job fails with PoolTerminatedError (BUF-5); or it was cancelled
+            self._open = False
 
     def _end(self, error: Exception) -> None:
         """No more tasks: `error` takes the place of the next one."""

@@ -83,8 +83,17 @@ class PoolCore:
         self._taskqueue.put(batch)
 
     def _withdraw(self, job_id: int) -> None:
-        """A job was cancelled: none of its unstarted tasks will run (CANCEL-1)."""
-        self.roster.cancel(job_id).send()
+        """A job was cancelled: none of its unstarted tasks will run (CANCEL-1).
+
+        Under the lifecycle's lock, as every enqueue is: a buffered imap that
+        submits a task as its job is cancelled in another thread either has
+        queued it before the roster marks the job (the task handler then
+        drops it), or sees the job settled and queues nothing (pool.py).
+        Otherwise the task handler could clear the mark between the two, and
+        run the task."""
+        with self.lifecycle.lock:
+            handout = self.roster.cancel(job_id)
+        handout.send()
 
     def _no_worker_needed(self) -> None:
         """The result handler has seen the last worker go, with nothing left to run."""

@@ -257,13 +257,18 @@ class Pool:
                 core.enqueue(TaskBatch(job.job_id, calls, set_length, in_memory, 0, timeout))
         return job
 
-    def _submit_task(self, job_id: int, timeout: float | None, position: int, call: Call) -> PoolState:
-        """One more task of a buffered imap, if the pool is still running; the pool's state."""
+    def _submit_task(
+        self, job: IMapIterator[Any], timeout: float | None, position: int, call: Call
+    ) -> PoolState | None:
+        """One more task of a buffered imap, if the pool is still running; the pool's state, or
+        None if the job has settled (cancelled: see PoolCore._withdraw) and nothing was queued."""
         core = self._live_core()
         with core.lifecycle.lock:
+            if job.settled:
+                return None
             state = core.state
             if state is PoolState.RUN:
-                core.enqueue(TaskBatch(job_id, (call,), None, True, position, timeout))
+                core.enqueue(TaskBatch(job.job_id, (call,), None, True, position, timeout))
             return state
 
     def _check_task_timeout(self, timeout: object) -> float | None:
@@ -434,8 +439,8 @@ class Pool:
         def make_call(chunk: tuple[Any, ...]) -> Call:
             return Call(func, chunk, {}) if chunksize == 1 else Call(mapstar, ((func, chunk),), {})
 
-        def submit(position: int, call: Call) -> PoolState:
-            return self._submit_task(job.job_id, timeout, position, call)
+        def submit(position: int, call: Call) -> PoolState | None:
+            return self._submit_task(job, timeout, position, call)
 
         feed = InputFeed(job, items, chunksize, make_call, buffersize, submit)
         feed.fill()

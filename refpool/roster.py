@@ -632,7 +632,7 @@ class Roster:
             if self.terminating:
                 return NOTHING, None
             next_due: int | None = None
-            stopped = False
+            acted = False
             for record in list(self.workers.values()):
                 timed = [(key, held) for key, held in record.held.items() if held.timeout is not None]
                 if record.exited or not timed:
@@ -646,10 +646,14 @@ class Roster:
                     # One not started yet cannot be due before `limit` from now.
                     due = claimed_at + limit if held.number == claimed else now + limit
                     if held.number == claimed and due <= now:
-                        stopped |= self._stop_for_timeout(record, key, held.timeout)
+                        self._stop_for_timeout(record, key, held.timeout)
+                        acted = True
                         break
                     next_due = due if next_due is None else min(next_due, due)
-            handout = self.serve_all() if stopped else NOTHING
+            # Served after any take-back, not only after a kill: a worker that finished the
+            # task meanwhile has had the tasks behind it taken back all the same (WORK-5;
+            # found by the Python model, models/pool_model.py).
+            handout = self.serve_all() if acted else NOTHING
             return handout, None if next_due is None else max(0, next_due - now) / 1e9
 
     def _stop_for_timeout(self, record: WorkerRecord, key: TaskKey, timeout: float) -> bool:
