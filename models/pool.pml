@@ -1,5 +1,6 @@
 /* pool.pml: refpool's task protocol (several tasks in flight, claims, take-back), worker loss and
-   shutdown, for SPIN (spec clauses WORK, LOST, SHUT, JOB).
+   shutdown, cancelling a job, per-task timeouts and the bounded imap, for SPIN (spec clauses WORK,
+   LOST, SHUT, JOB, CANCEL, TIME, BUF).
 
 Theory of operation. The processes below are refpool's parts (refpool/core.py):
 
@@ -12,6 +13,9 @@ Theory of operation. The processes below are refpool's parts (refpool/core.py):
                        WRITE_LATER: outq[w],     on STOP ends.
                        then the Writer)
     Terminator (TERMINATE=1): terminate() from another thread, at any moment or never.
+    Canceller (CANCEL=k): cancel() on job A (tasks 1..k), at any moment before it settles, or never.
+    Timekeeper (TIMEOUTS=1): the time of a task a worker has claimed is up, at any moment, or never.
+    With BUFFER=b the caller is an imap with buffersize b that it consumes in order.
 
 The roster (refpool/roster.py) is the globals live[], rank[], held (HT/HN: each worker's tasks and
 their numbers, oldest first), nheld[], last_number[], stalled[], got_shutdown[], exited[], ready[],
@@ -47,6 +51,24 @@ The protocol, as modelled:
   closing, it starts workers only for tasks that wait in `ready`, no more than there are (WORK-2).
   The result handler stops once the pool is closing with no worker and no ready task left
   (Roster.finished), and stops the worker handler.
+- Cancel (CANCEL-1, CANCEL-3), one roster step: the job settles (JobCancelledError: every task of
+  it that has not ended ends here); every worker that holds a task of it has everything it has not
+  claimed taken back, as in any take-back; the job's tasks in `ready`, those just taken back among
+  them, are dropped, and the other job's go out again (serve_all); a victim left holding its
+  running task is stalled. The task handler drops the job's tasks it offers later (it checks under
+  cond). A task of the job that had started runs to its end, and its outcome, read as usual, frees
+  the worker and is discarded (the job has settled: the first settle wins).
+- Timeout (TIME-2), one roster step: when a claimed task's time is up the timekeeper takes back
+  all its worker has not claimed (to the front of `ready`, then serve_all), and if the worker is
+  still on that task (claimed is its number) kills it: the worker runs nothing more (an outcome it
+  wrote before is still read) and the roster gives it nothing more. When it is removed the task,
+  if still held, fails with TaskTimeoutError (not WorkerLostError: no other task fails, and it
+  never runs again); if its outcome was read, it keeps it. The worker is replaced (WORK-1).
+  Giving the killed worker nothing is the model's finding: TIMEOUT_KILLED_TAKES_TASKS leaves it in
+  the roster as a taker until it is seen gone, and SPIN shows a task of another job, never
+  started, handed to it and failed with WorkerLostError (tests/models/test_spin.py).
+- Bounded imap (BUF-1): the caller draws BUFFER tasks at the call, then one each time it takes a
+  result (in order; a failed task's error is a result too), after taking it.
 
 Abstractions, on purpose:
 - Writes. refpool appends what a roster step hands a worker to the worker's outgoing FIFO (under
@@ -83,18 +105,36 @@ Abstractions, on purpose:
   thread stops after its task: the same, to the parent). A crash is never forced: a worker
   stuck waiting that could still crash is not a terminal state, so `done` sees a hang only
   where no crash is left (tests/models/test_spin.py checks `done` without crashes too).
+- Two jobs at most (CANCEL): job A is tasks 1..CANCEL, job B the rest, submitted together; only A
+  may be cancelled. Job A's settlement is a flag (a_settled: its last task ended, one failed, JOB-6,
+  or it was cancelled); every other check is per task. Callbacks are not modelled, so a cancelled
+  job settles at the cancel step (with an error_callback refpool settles it once that has run,
+  CANCEL-2; what the workers do is the same). Cancel, timeouts and the buffered imap are
+  not modelled with terminate(), and the buffered imap not with the other two (#error): each is
+  its own configuration, and the existing ones keep their size.
+- Every task is timed, and TIMEOUTS bounds the expiries in a run (as CRASHES the crashes). A
+  task's time may be up at any moment from its claim to the read of its outcome, so also once the
+  worker has written it, or has gone on to its next task.
 
 Macros: N workers (1..4), T tasks, DEPTH (tasks a worker holds at most, 2..4), CRASHES (bound on
-worker crashes), TERMINATE (0/1), WRITE_LATER (0/1), ANY_ORDER. Seeded bugs, each found by
-tests/models/test_spin.py: BUG_ONE_SENTINEL_TOO_FEW (begin_closing skips one idle worker's
+worker crashes), TERMINATE (0/1), WRITE_LATER (0/1), ANY_ORDER, CANCEL (tasks in job A, 0..T-1),
+TIMEOUTS (0/1: expiries), BUFFER (the imap's buffersize; 0: map_async). Seeded bugs, each found
+by tests/models/test_spin.py: BUG_ONE_SENTINEL_TOO_FEW (begin_closing skips one idle worker's
 sentinel), BUG_START_AFTER_CLOSE (the worker handler starts N - live workers once closing),
 BUG_DROP_TASK_ON_CRASH (a dead worker's oldest task is forgotten), BUG_FAIL_ALL_ON_CRASH (a death
 fails every task the worker held), BUG_SENTINEL_OVERTAKES_TASK, BUG_NO_HANDOUT_ON_OUTCOME (a freed
 worker is not served), BUG_NO_TAKE_BACK (an idle worker takes nothing back), BUG_CLAIM_WITHOUT_LOCK,
-BUG_TAKE_BACK_WITHOUT_SKIP (the worker runs a task numbered <= revoked); and
-JOIN_MISSES_LATE_TERMINATE, a join() that waits only for a terminate() begun before it (with
-TERMINATE=1). START_UNCHECKED drops the WORK-6 check at a task's start, to show that the count of
-runs finds the claim bugs too. Run with models/spin_check.py.
+BUG_TAKE_BACK_WITHOUT_SKIP (the worker runs a task numbered <= revoked), BUG_CANCEL_LEAVES_INBOX
+(cancel drops the job's ready tasks but takes nothing back: a cancelled task runs),
+BUG_CANCEL_DROPS_OTHERS (the other job's tasks taken back at cancel are dropped: one never ends),
+BUG_TIMEOUT_REQUEUES_RUNNING (at expiry the running timed task goes back to `ready` too: it runs
+twice), BUG_REFILL_BEFORE_TAKE (imap's next() draws before it takes: B + 1 tasks drawn untaken);
+each of the last four turns its feature on. TIMEOUT_KILLED_TAKES_TASKS is the timeout design
+without its fix (above), and JOIN_MISSES_LATE_TERMINATE a join() that waits only for a
+terminate() begun before it (with TERMINATE=1). START_UNCHECKED drops the WORK-6 check at a
+task's start, to show that the count of runs finds the claim bugs too; CANCEL_UNCHECKED drops the
+CANCEL-1 invariant, to show that the check at a task's start finds BUG_CANCEL_LEAVES_INBOX too.
+Run with models/spin_check.py.
 */
 
 #ifndef N
@@ -118,8 +158,39 @@ runs finds the claim bugs too. Run with models/spin_check.py.
 #ifndef WRITE_LATER
 #define WRITE_LATER 0
 #endif
+/* A seeded bug in a feature turns the feature on, with the size its test needs. */
+#if (defined(BUG_CANCEL_LEAVES_INBOX) || defined(BUG_CANCEL_DROPS_OTHERS)) && !defined(CANCEL)
+#define CANCEL 2
+#endif
+#if defined(BUG_TIMEOUT_REQUEUES_RUNNING) && !defined(TIMEOUTS)
+#define TIMEOUTS 1
+#endif
+#if defined(BUG_REFILL_BEFORE_TAKE) && !defined(BUFFER)
+#define BUFFER 2
+#endif
+#ifndef CANCEL
+#define CANCEL 0             /* tasks 1..CANCEL are job A, which may be cancelled; the rest job B */
+#endif
+#ifndef TIMEOUTS
+#define TIMEOUTS 0           /* 1: one running task's time may be up, at any moment (TIME-2) */
+#endif
+#ifndef BUFFER
+#define BUFFER 0             /* the caller's imap buffersize (0: map_async, every task at once) */
+#endif
 #if N < 1 || N > 4
 #error "pool.pml models 1 to 4 workers"
+#endif
+#if CANCEL < 0 || CANCEL >= T
+#error "CANCEL is how many of the T tasks job A has: job B keeps at least one (CANCEL-3)"
+#endif
+#if TERMINATE && (CANCEL || TIMEOUTS || BUFFER)
+#error "terminate() is not modelled together with cancel, timeouts or a buffered imap"
+#endif
+#if TIMEOUTS < 0 || TIMEOUTS > 1
+#error "the model keeps one timed-out worker at a time (timed_worker): TIMEOUTS is 0 or 1"
+#endif
+#if BUFFER && (CANCEL || TIMEOUTS)
+#error "the buffered imap is its own configuration: one job, no cancel, no timeout"
 #endif
 #if DEPTH < 2 || DEPTH > 4
 #error "pool.pml models workers that hold 2 to 4 tasks"
@@ -141,6 +212,8 @@ mtype = { TASK, SENTINEL, CHANGED, STOP };
 #define SETTLE 3             /* Roster.settle(worker, task) */
 #define REMOVE 4             /* Roster.exited(worker), its outcomes settled, Roster.remove(worker) */
 #define SERVE_ALL 5          /* Roster.serve_all(), after WorkerHandler.maintain has started workers */
+#define CANCEL_JOB 6         /* cancel() on job A: settle it, drop or take back its tasks (CANCEL-1) */
+#define EXPIRE 7             /* the time of the task rt, running in worker rw, is up (TIME-2) */
 /* What one worker's inbox (or outgoing queue) can hold: tasks taken back stay in it, unread. */
 #define QUEUE (T + DEPTH + 1)
 #define READY_LIMIT N        /* Roster.ready_limit, scaled down: the task handler waits for room */
@@ -150,8 +223,25 @@ bool closed;                 /* close() was called (the state may be TERMINATE s
 byte submitted;              /* tasks 1..submitted were accepted */
 byte prepared;               /* tasks 1..prepared were offered: handed out, or put in `ready` */
 byte runs[T + 1];            /* runs[t]: how many times a worker has started (claimed) task t */
-bool settled[T + 1];         /* settled[t]: task t has its outcome or its error */
+bool settled[T + 1];         /* settled[t]: task t has its outcome or its error (or was cancelled) */
 byte nsettled;
+#if CANCEL
+bool cancelled;              /* cancel() on job A returned True */
+bool a_settled;              /* job A has settled: all its tasks ended, one failed (JOB-6), or cancel */
+byte a_left = CANCEL;        /* tasks of job A that have not ended */
+#define IS_A(t) ((t) <= CANCEL)
+#define CANCELLED(t) (cancelled && IS_A(t))
+#else
+#define CANCELLED(t) false
+#endif
+#if TIMEOUTS
+byte timeouts;               /* expiries so far */
+byte timed_worker = NONE;    /* the worker killed when its task's time was up, until removed ... */
+byte timed_task;             /* ... and that task */
+#endif
+#if BUFFER
+byte taken;                  /* results the caller has taken from the imap, in order */
+#endif
 
 /* The roster. */
 bool live[N];                /* slot w holds a worker that the result handler has not removed */
@@ -175,7 +265,7 @@ byte revoked[N];             /* its unstarted tasks numbered up to here are the 
 
 bool sentinel_written[N];    /* the sentinel is in worker w's inbox */
 byte nrunning;               /* worker processes that have not exited */
-bool killed[N];              /* terminate() killed the worker in slot w */
+bool killed[N];              /* the pool killed the worker in slot w: terminate(), or an expiry */
 byte crashes;
 
 bool task_handler_done, result_handler_done, worker_handler_done;
@@ -204,14 +294,24 @@ byte lost_here;              /* tasks failed by the death being handled (LOST-3)
 bool skip_one_sentinel;
 #endif
 hidden byte ci_t, ci_w, ci_i, ci_n, ci_r, ci_idle;  /* check_invariants' (not in the state) */
+hidden byte sc_v, sc_i, sc_n;  /* cancel's, expiry's and join's scratch (not in the state) */
 
 #define HT(w, i) held_task[(w) * DEPTH + (i)]
 #define HN(w, i) held_num[(w) * DEPTH + (i)]
+/* A worker the roster may give tasks: in it, not seen exited, not sent its sentinel, and not
+   killed. A worker killed at a task's expiry stays in the roster until it is seen gone, and a
+   task given to it meanwhile would fail with WorkerLostError (LOST-1) although it never started:
+   TIME-2 says the other jobs are unaffected. (Before terminate kills, nothing is given out any
+   more.) TIMEOUT_KILLED_TAKES_TASKS leaves the killed worker a taker, and SPIN finds that. */
+#ifdef TIMEOUT_KILLED_TAKES_TASKS
+#define GIVABLE(w) (live[w] && !exited[w] && !got_shutdown[w])
+#else
+#define GIVABLE(w) (live[w] && !exited[w] && !got_shutdown[w] && !killed[w])
+#endif
 /* Roster._can_take (no maxtasksperchild, every task within the inbox budget). */
-#define CAN_TAKE(w) (live[w] && !exited[w] && !got_shutdown[w] && nheld[w] < DEPTH && \
-                     (nheld[w] == 0 || !stalled[w]))
+#define CAN_TAKE(w) (GIVABLE(w) && nheld[w] < DEPTH && (nheld[w] == 0 || !stalled[w]))
 /* Idle (spec, Words): it holds no task and may be given one. */
-#define IDLE(w) (live[w] && !exited[w] && !got_shutdown[w] && nheld[w] == 0)
+#define IDLE(w) (GIVABLE(w) && nheld[w] == 0)
 /* Roster.missing(): roster.workers_to_start (WORK-1, WORK-2). */
 #ifdef BUG_START_AFTER_CLOSE
 #define MISSING (terminating -> 0 : N - nlive)
@@ -270,7 +370,16 @@ inline check_invariants() {
         /* WORK-3: an offered, unsettled task is held by exactly one worker or waits in `ready`;
            a settled one by none */
         assert(ci_t > prepared || settled[ci_t] || ci_n + ci_r == 1);
+#if CANCEL
+#ifndef CANCEL_UNCHECKED
+        /* CANCEL-1: once its job is cancelled, a task waits nowhere, and a worker holds it only
+           while it runs it (it started before the cancel; its outcome will be discarded) */
+        assert(!CANCELLED(ci_t) || ci_r == 0 && (ci_n == 0 || runs[ci_t] == 1));
+#endif
+        assert(!settled[ci_t] || ci_r == 0 && (ci_n == 0 || CANCELLED(ci_t)))
+#else
         assert(!settled[ci_t] || ci_n + ci_r == 0)
+#endif
      :: else
      fi;
      ci_t++
@@ -301,18 +410,50 @@ inline check_invariants() {
   ci_t = 0; ci_w = 0; ci_i = 0; ci_n = 0; ci_r = 0; ci_idle = false
 }
 
-/* The job of task t settles: with its outcome, WorkerLostError or PoolTerminatedError. */
+/* Task t ends, in its job: with its outcome, WorkerLostError, TaskTimeoutError,
+   PoolTerminatedError, or its job's JobCancelledError. */
 inline settle(t) {
   assert(!settled[t]);  /* JOB-1: no task settles twice */
   settled[t] = true;
-  nsettled++
+  nsettled++;
+#if CANCEL
+  if
+  :: IS_A(t) ->
+     a_left--;
+     if
+     :: a_left == 0 -> a_settled = true
+     :: else
+     fi
+  :: else
+  fi
+#endif
+}
+
+/* The outcome or the error of task t reaches its job. A cancelled job settled at cancel(): what
+   its running tasks bring afterwards is discarded (CANCEL-1), and nothing else may come late. */
+inline finish(t) {
+  if
+  :: CANCELLED(t) -> assert(settled[t])  /* CANCEL-1: it ended at the cancel; first settle wins */
+  :: else -> settle(t)
+  fi
+}
+
+/* A task that fails settles its job at once (JOB-6: a map job fails as a whole). */
+inline fail(t) {
+#if CANCEL
+  if
+  :: IS_A(t) -> a_settled = true
+  :: else
+  fi;
+#endif
+  finish(t)
 }
 
 /* A dead worker's task fails with WorkerLostError. */
 inline fail_lost(t) {
   assert(lost_here == 0);  /* LOST-3: a worker's death fails at most one task */
   lost_here++;
-  settle(t)
+  fail(t)
 }
 
 /* A write to worker w's inbox pipe (ProcessWorker.send). */
@@ -509,7 +650,7 @@ inline send_sentinel(w) {
    if there are none either and the pool is closing, its sentinel. */
 inline serve(w) {
   if
-  :: exited[w] || got_shutdown[w]
+  :: !GIVABLE(w)  /* seen exited, sent its sentinel, or killed */
   :: else ->
      do
      :: nready > 0 && CAN_TAKE(w) -> ready_pop(st); hold(w, st); st = 0
@@ -594,7 +735,7 @@ inline release(w, t) {
   :: nheld[w] == 0 -> stalled[w] = false
   :: else
   fi;
-  settle(t)
+  finish(t)
 }
 
 /* Roster.offer, for one task: to the least busy worker that can take it if nothing is ready,
@@ -603,14 +744,18 @@ inline offer(t) {
   assert(t == prepared + 1);  /* tasks go out in order */
   prepared++;
   if
-  :: nready == 0 -> least_busy(spick)
-  :: else -> spick = NONE
-  fi;
-  if
-  :: spick != NONE -> hold(spick, t)  /* WORK-3: recorded before it is written */
-  :: else -> ready[nready] = t; nready++
-  fi;
-  spick = 0
+  :: CANCELLED(t)  /* CANCEL-1: the task handler checks under cond; the task ended at the cancel */
+  :: else ->
+     if
+     :: nready == 0 -> least_busy(spick)
+     :: else -> spick = NONE
+     fi;
+     if
+     :: spick != NONE -> hold(spick, t)  /* WORK-3: recorded before it is written */
+     :: else -> ready[nready] = t; nready++
+     fi;
+     spick = 0
+  fi
 }
 
 /* Roster.exited, the outcomes drained from the worker's pipe settled, then Roster.remove. */
@@ -625,6 +770,13 @@ inline remove(w) {
   :: nheld[w] > 0 ->
      /* LOST-1, LOST-3: it runs its tasks in order, so it started none behind its oldest */
      assert(claimed[w] <= HN(w, 0));
+#if TIMEOUTS
+     /* TIME-2: a worker killed at its task's expiry holds that task only: the ones behind it
+        were taken back at the expiry, and it is given no more. Only that task fails, with
+        TaskTimeoutError; it started (its clock began at its claim, TIME-1) and never runs again. */
+     assert(w != timed_worker || nheld[w] == 1 && HT(w, 0) == timed_task);
+     assert(w != timed_worker || runs[timed_task] == 1);
+#endif
 #if defined(BUG_FAIL_ALL_ON_CRASH)
      for (sj : 0 .. DEPTH - 1) {
        if
@@ -634,7 +786,8 @@ inline remove(w) {
      }
 #else
 #ifndef BUG_DROP_TASK_ON_CRASH
-     /* LOST-1: the oldest, the only one it may have been running, fails (WorkerLostError) */
+     /* LOST-1: the oldest, the only one it may have been running, fails (WorkerLostError; for
+        a worker killed at that task's expiry, TaskTimeoutError: TIME-2) */
      fail_lost(HT(w, 0));
 #endif
      /* LOST-3: the ones behind it go to the front of `ready`, for other workers */
@@ -660,6 +813,12 @@ inline remove(w) {
      lost_here = 0
   :: else
   fi;
+#if TIMEOUTS
+  if
+  :: w == timed_worker -> timed_worker = NONE; timed_task = 0
+  :: else
+  fi;
+#endif
 #if WRITE_LATER
   do  /* what was queued for it is written to its dead pipe, and lost */
   :: outq[w]?_, _, _
@@ -687,6 +846,111 @@ inline remove(w) {
   worker_requests!CHANGED  /* WorkerHandler.worker_gone */
 }
 
+#if CANCEL
+/* cancel() on job A (CANCEL-1), under roster.cond: the job settles at once; its tasks waiting in
+   `ready` are dropped; every worker that holds a task of it has all it has not claimed taken
+   back; the taken-back tasks of job A are dropped, those of job B go to the front of `ready`,
+   to be handed out again by serve_all (CANCEL-3). A victim left holding its running task is
+   stalled, as after any take-back. Its running tasks run to their end (their outcomes are
+   discarded: finish). Job A's tasks still in the task queue are dropped when offered (offer). */
+inline cancel_job() {
+  assert(!cancelled && !a_settled);  /* CANCEL-1: cancel() is True only for a job not settled */
+  cancelled = true;
+  for (sc_i : 1 .. CANCEL) {  /* JobCancelledError, once: the job settles here and only here */
+    if
+    :: !settled[sc_i] -> settle(sc_i)
+    :: else
+    fi
+  }
+  assert(a_settled);
+#ifndef BUG_CANCEL_LEAVES_INBOX
+  for (sc_v : 0 .. N - 1) {
+    sc_n = false;  /* it holds a task of job A */
+    for (sc_i : 0 .. DEPTH - 1) {
+      sc_n = sc_n || (sc_i < nheld[sc_v] && IS_A(HT(sc_v, sc_i)))
+    }
+    if
+    :: live[sc_v] && sc_n ->
+       take_back(sc_v);
+#ifdef BUG_CANCEL_DROPS_OTHERS
+       /* every task taken back is dropped, job B's included */
+       sj = 0;
+       do
+       :: sj + snback < nready -> ready[sj] = ready[sj + snback]; sj++
+       :: else -> break
+       od;
+       do
+       :: sj < nready -> ready[sj] = 0; sj++
+       :: else -> break
+       od;
+       nready = nready - snback;
+       sj = 0;
+#endif
+       snback = 0
+    :: else
+    fi
+  }
+#endif
+  sc_n = 0;  /* tasks kept */
+  for (sc_i : 0 .. T - 1) {  /* job A's tasks leave `ready`, job B's keep their order */
+    if
+    :: sc_i < nready && !IS_A(ready[sc_i]) -> ready[sc_n] = ready[sc_i]; sc_n++
+    :: else
+    fi
+  }
+  for (sc_i : 0 .. T - 1) {
+    if
+    :: sc_i >= sc_n -> ready[sc_i] = 0
+    :: else
+    fi
+  }
+  nready = sc_n;
+  sc_v = 0; sc_i = 0; sc_n = 0
+}
+#endif
+
+#if TIMEOUTS
+/* The timekeeper, under roster.cond, when the time of task t that worker w claimed is up
+   (TIME-2): it takes back all w has not claimed (to the front of `ready`, for serve_all), and
+   if w is still on t (claimed is t's number: running it, or done but not yet at its next task)
+   it kills w. If w had finished t and claimed a later task, t keeps its outcome and w runs on. */
+inline expire(w, t) {
+  sc_n = NONE;  /* t's number in w */
+  for (sc_i : 0 .. DEPTH - 1) {
+    if
+    :: sc_i < nheld[w] && HT(w, sc_i) == t -> sc_n = HN(w, sc_i)
+    :: else
+    fi
+  }
+  /* TIME-1: its clock runs from its claim until its outcome is read */
+  assert(live[w] && !killed[w] && sc_n != NONE && sc_n <= claimed[w] && runs[t] == 1);
+  take_back(w);
+  snback = 0;
+  if
+  :: claimed[w] == sc_n ->
+     assert(HT(w, nheld[w] - 1) == t);  /* every task behind it was taken back */
+#ifdef BUG_TIMEOUT_REQUEUES_RUNNING
+     /* t goes back to the front of `ready` too, as if it had not started */
+     nheld[w]--;
+     HT(w, nheld[w]) = 0;
+     HN(w, nheld[w]) = 0;
+     sj = nready;
+     do
+     :: sj > 0 -> ready[sj] = ready[sj - 1]; sj--
+     :: else -> break
+     od;
+     ready[0] = t;
+     nready++;
+#endif
+     killed[w] = true;  /* SIGKILL: it runs nothing more; an outcome it wrote is still read */
+     timed_worker = w;
+     timed_task = t
+  :: else
+  fi;
+  sc_i = 0; sc_n = 0
+}
+#endif
+
 /* Every step under roster.cond. A handler hands it the request by rendezvous, from inside its
    own atomic step, and the whole roster step runs without interruption. */
 proctype Roster() {
@@ -713,6 +977,12 @@ end:
 #endif
          :: op == REMOVE -> remove(rw); mark_all()  /* what it had not started, to others */
          :: op == SERVE_ALL -> mark_all()
+#if CANCEL
+         :: op == CANCEL_JOB -> cancel_job(); mark_all()  /* job B's tasks taken back, to others */
+#endif
+#if TIMEOUTS
+         :: op == EXPIRE -> expire(rw, rt); mark_all()  /* the tasks taken back, to others */
+#endif
          fi;
          serve_marked();
 #ifdef BUG_ONE_SENTINEL_TOO_FEW
@@ -761,6 +1031,7 @@ inline wake_result_handler() {
 inline start(w, t, n) {
   claimed[w] = n;
   assert(runs[t] == 0);  /* WORK-6, JOB-1: no task starts twice */
+  assert(!CANCELLED(t));  /* CANCEL-1: no task of a cancelled job starts after the cancel */
   runs[t]++;
 #ifndef START_UNCHECKED
   /* WORK-6, WORK-3: a worker starts only a task the roster records it holds: never one taken
@@ -776,7 +1047,8 @@ inline start(w, t, n) {
 }
 
 /* worker.worker_loop, with its claim (claims.py). Once the pool is terminating the parent heeds
-   nothing a worker does, so here it only takes a sentinel already sent or is killed. */
+   nothing a worker does, so here it only takes a sentinel already sent or is killed; once it is
+   killed (by terminate, or at its task's expiry) it claims, sends and crashes no more. */
 proctype Worker(byte w) {
   byte t, n;
 #ifdef BUG_CLAIM_WITHOUT_LOCK
@@ -788,7 +1060,7 @@ proctype Worker(byte w) {
      break
 #ifdef BUG_CLAIM_WITHOUT_LOCK
   :: atomic {
-       !terminating && inbox[w]?[TASK, t, n] ->
+       !terminating && !killed[w] && inbox[w]?[TASK, t, n] ->
        inbox[w]?TASK, t, n;
        seen = revoked[w]  /* reads `revoked` ... */
      };
@@ -801,7 +1073,7 @@ proctype Worker(byte w) {
      };
 #else
   :: atomic {
-       !terminating && inbox[w]?[TASK, t, n] ->
+       !terminating && !killed[w] && inbox[w]?[TASK, t, n] ->
        inbox[w]?TASK, t, n;  /* claims.claim, under the claim lock */
 #ifndef BUG_TAKE_BACK_WITHOUT_SKIP
        if
@@ -816,13 +1088,17 @@ proctype Worker(byte w) {
      if
      :: t != 0 ->  /* running t */
         if
-        :: atomic { !terminating -> outbox[w]!t; t = 0; n = 0 }  /* finishes it, sends its outcome */
-        :: atomic { !terminating && crashes < CRASHES -> crashes++ }; break  /* dies running it */
+        :: atomic {  /* finishes it, sends its outcome */
+             !terminating && !killed[w] -> outbox[w]!t; t = 0; n = 0
+           }
+        :: atomic { !terminating && !killed[w] && crashes < CRASHES -> crashes++ };
+           break  /* dies running it */
         :: killed[w] -> break
         fi
      :: else
      fi
-  :: atomic { !terminating && crashes < CRASHES -> crashes++ }; break  /* dies between tasks */
+  :: atomic { !terminating && !killed[w] && crashes < CRASHES -> crashes++ };
+     break  /* dies between tasks */
   :: killed[w] -> break
   od;
   atomic { nrunning--; t = 0; n = 0; gone!w }  /* exited: its process sentinel is ready */
@@ -986,6 +1262,56 @@ done:
 }
 #endif
 
+#if CANCEL
+/* cancel() on job A's result, from the caller or another thread, at any moment while the job has
+   not settled (a cancel() that returns False changes nothing, so it is not modelled). */
+proctype Canceller() {
+end:
+  atomic { submitted == T && !a_settled -> roster_call!CANCEL_JOB }
+}
+#endif
+
+#if TIMEOUTS
+/* The timekeeper: the time of any task that worker w has claimed and whose outcome has not been
+   read may be up at any moment (the limit is per task, TIME-1), at most TIMEOUTS times a run. */
+#define EXPIRABLE(w, i) (live[w] && !killed[w] && (i) < nheld[w] && HN(w, i) <= claimed[w])
+#define EXPIRE_AT(w, i) \
+  :: atomic { timeouts < TIMEOUTS && EXPIRABLE(w, i) -> \
+              timeouts++; rw = w; rt = HT(w, i); roster_call!EXPIRE }
+#if DEPTH == 2
+#define EXPIRE_IN(w) EXPIRE_AT(w, 0) EXPIRE_AT(w, 1)
+#elif DEPTH == 3
+#define EXPIRE_IN(w) EXPIRE_AT(w, 0) EXPIRE_AT(w, 1) EXPIRE_AT(w, 2)
+#else
+#define EXPIRE_IN(w) EXPIRE_AT(w, 0) EXPIRE_AT(w, 1) EXPIRE_AT(w, 2) EXPIRE_AT(w, 3)
+#endif
+proctype Timekeeper() {
+end:
+  do
+  EXPIRE_IN(0)
+#if N > 1
+  EXPIRE_IN(1)
+#endif
+#if N > 2
+  EXPIRE_IN(2)
+#endif
+#if N > 3
+  EXPIRE_IN(3)
+#endif
+  od
+}
+#endif
+
+#if BUFFER
+/* imap's feed, in the caller's thread: draw the next input item and submit it as a task. */
+inline draw() {
+  submitted++;
+  /* BUF-1: at most BUFFER tasks drawn whose results the caller has not taken */
+  assert(submitted - taken <= BUFFER);
+  taskq!submitted
+}
+#endif
+
 /* PoolCore.start, then the caller: submit the tasks, close(), join(). */
 init {
   byte w;
@@ -1005,8 +1331,52 @@ init {
 #if TERMINATE
     run Terminator();
 #endif
+#if CANCEL
+    run Canceller();
+#endif
+#if TIMEOUTS
+    run Timekeeper();
+#endif
   }
-  atomic {  /* map_async(f, range(T)): one job of T tasks, refused unless in RUN (LIFE-3) */
+#if BUFFER
+  /* imap(f, range(T), buffersize=BUFFER), consumed to its end (BUF-1): BUFFER tasks drawn at
+     the call, then one each time the caller takes a result, after taking it */
+  atomic {
+    assert(state == S_RUN);
+    do
+    :: submitted < T && submitted < BUFFER -> draw()
+    :: else -> break
+    od
+  };
+  do
+  :: taken < T ->
+#ifdef BUG_REFILL_BEFORE_TAKE
+     /* next() draws first, counting as free the slot of the result it is about to take */
+     atomic {
+       if
+       :: submitted < T && submitted - (taken + 1) < BUFFER -> draw()
+       :: else
+       fi
+     };
+     atomic { settled[taken + 1] -> taken++ }
+#else
+     /* next(): the next result, in order (an error in a task's place too), then the refill. The
+        take and the draw are one step: nothing but the caller reads `taken`. */
+     atomic {
+       settled[taken + 1] ->
+       taken++;
+       if
+       :: submitted < T && submitted - taken < BUFFER -> draw()
+       :: else
+       fi
+     }
+#endif
+  :: else -> break
+  od;
+#else
+  /* map_async(f, range(T)): one job of T tasks, refused unless in RUN (LIFE-3); with CANCEL, two
+     jobs in one step: map_async of tasks 1..CANCEL (job A), then of the rest (job B) */
+  atomic {
     if
     :: state == S_RUN ->
        do
@@ -1016,6 +1386,7 @@ init {
     :: else
     fi
   };
+#endif
   atomic {  /* close() */
     if
     :: state == S_RUN -> state = S_CLOSE; closed = true; taskq!CLOSED_MARK
@@ -1038,8 +1409,20 @@ init {
   :: else
   fi;
 #endif
-  assert(nsettled == submitted);  /* JOB-1: once joined, every task has settled (exactly once: settle) */
-  joined = true
+  d_step {
+    /* JOB-1: once joined, every task has settled (exactly once: settle) */
+    assert(nsettled == submitted);
+    /* WORK-6, LOST-3, CANCEL-3, TIME-2: every task of a job not cancelled ran, exactly once
+       (none starts twice), but one per crash at most: only a worker's own death fails a task
+       that never started (LOST-1), never a take-back, a cancel or a timeout */
+    sc_n = 0;
+    for (sc_i : 1 .. T) {
+      sc_n = sc_n + (runs[sc_i] == 0 && !CANCELLED(sc_i))
+    }
+    assert(terminate_started || sc_n <= crashes);
+    sc_i = 0; sc_n = 0;
+    joined = true
+  }
 }
 
 /* SHUT-3, SHUT-4, JOB-1: every run ends with join() returned and every task settled. */

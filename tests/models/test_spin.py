@@ -128,7 +128,7 @@ def test_terminate(workers: int, crashes: int, ltl: str | None) -> None:
 # What each seeded bug breaks first: the assertion pan reports in a safety run of w2-t3-c1.
 FIRST_VIOLATION = {
     # SHUT-2: once closing, an idle worker has no sentinel.
-    "BUG_ONE_SENTINEL_TOO_FEW": "!(closing)|| !((((live[ci_w]",
+    "BUG_ONE_SENTINEL_TOO_FEW": "!(closing)|| !(((((live[ci_w]",
     # WORK-2: once closing, more workers started than tasks wait.
     "BUG_START_AFTER_CLOSE": "!(closing)||(k<=nready)",
     # WORK-3: an unsettled task held by no worker and not in ready.
@@ -138,7 +138,7 @@ FIRST_VIOLATION = {
     # SHUT-1: a task taken back, still queued, written after the sentinel that overtook it.
     "BUG_SENTINEL_OVERTAKES_TASK": "!(sentinel_written[",
     # SHUT-2: the freed worker is not served, so once closing it stays idle without a sentinel.
-    "BUG_NO_HANDOUT_ON_OUTCOME": "!(closing)|| !((((live[ci_w]",
+    "BUG_NO_HANDOUT_ON_OUTCOME": "!(closing)|| !(((((live[ci_w]",
     # WORK-5: a worker is idle while another holds a task unstarted behind its oldest.
     "BUG_NO_TAKE_BACK": "!(ci_idle)||(ci_n==0)",
     # WORK-6: a worker starts a task that was taken back from it (claims.py, interleaving 3).
