@@ -10,7 +10,8 @@ saves on the model's small configurations) and -DNOFAIR (no run uses weak fairne
 is written into the repository: pan, pan.c and the trail live in a temporary directory.
 
     python -m models.spin_check --workers 3 --tasks 4 --crashes 0 [--depth 3] [--ltl done]
-        [--terminate] [--write-later] [--any-order] [-D BUG_CLAIM_WITHOUT_LOCK] [--trail]
+        [--terminate] [--write-later] [--any-order] [--cancel 2] [--timeouts 1] [--buffer 2]
+        [-D BUG_CLAIM_WITHOUT_LOCK] [--trail]
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ SEEDED_BUGS = (
     "BUG_NO_TAKE_BACK",
     "BUG_CLAIM_WITHOUT_LOCK",
     "BUG_TAKE_BACK_WITHOUT_SKIP",
+    # Each of these turns on its feature (CANCEL=2, TIMEOUTS=1, BUFFER=2) unless it is set.
+    "BUG_CANCEL_LEAVES_INBOX",
+    "BUG_CANCEL_DROPS_OTHERS",
+    "BUG_TIMEOUT_REQUEUES_RUNNING",
+    "BUG_REFILL_BEFORE_TAKE",
 )
 MAX_DEPTH = 100_000  # pan's -m; far above the model's depth (about 300 at N=3), so no truncation
 
@@ -100,13 +106,19 @@ def run_spin(
     write_later: bool = False,
     any_order: bool = False,
     optimize: bool = True,
+    cancel: int = 0,
+    timeouts: int = 0,
+    buffer: int = 0,
 ) -> Result:
     """Check the model with `workers` workers; `defines` are extra macros (e.g. a seeded bug).
 
     `depth` is how many tasks a worker holds at most; `write_later` models each worker's
     outgoing queue and the later write from it; `any_order` breaks ties between equally busy
-    workers every possible way. `ltl` names an `ltl` block of the model to check instead of
-    safety; `ignore_assertions` (pan -A) shows that the property alone finds an error.
+    workers every possible way. `cancel=k` makes tasks 1..k a job that may be cancelled at any
+    moment (CANCEL-1); `timeouts` bounds how many times a running task's time may be up (TIME-2);
+    `buffer=b` makes the caller an imap with buffersize b, consumed in order (BUF-1). `ltl`
+    names an `ltl` block of the model to check instead of safety; `ignore_assertions` (pan -A)
+    shows that the property alone finds an error.
     `optimize=False` compiles pan without optimisation, in a second instead of three: for a
     run that stops at its first error (a seeded bug), not for a whole search.
     """
@@ -119,6 +131,9 @@ def run_spin(
         f"TERMINATE={int(terminate)}",
         *(["WRITE_LATER=1"] if write_later else []),
         *(["ANY_ORDER"] if any_order else []),
+        *([f"CANCEL={cancel}"] if cancel else []),
+        *([f"TIMEOUTS={timeouts}"] if timeouts else []),
+        *([f"BUFFER={buffer}"] if buffer else []),
         *defines,
     )
     started = time.monotonic()
@@ -193,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--any-order", action="store_true", help="break ties between equally busy workers every way"
     )
+    parser.add_argument("--cancel", type=int, default=0, help="tasks 1..K are a job that may be cancelled")
+    parser.add_argument("--timeouts", type=int, default=0, help="times a running task's time may be up")
+    parser.add_argument("--buffer", type=int, default=0, help="the caller is an imap with this buffersize")
     parser.add_argument("--ltl", help="check this ltl block (e.g. done) instead of safety")
     parser.add_argument("-D", dest="defines", action="append", default=[], help="a macro, e.g. a seeded bug")
     parser.add_argument("-A", dest="ignore_assertions", action="store_true", help="pan -A")
@@ -210,6 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             depth=args.depth,
             write_later=args.write_later,
             any_order=args.any_order,
+            cancel=args.cancel,
+            timeouts=args.timeouts,
+            buffer=args.buffer,
         )
     except SpinNotInstalled as exc:
         print(f"error: {exc}", file=sys.stderr)

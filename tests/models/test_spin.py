@@ -1,8 +1,9 @@
 """SPIN checks of models/pool.pml: the task protocol (several tasks in flight, claims, take-back),
-worker loss and shutdown, and the seeded bugs that break them.
+worker loss and shutdown, cancelling a job, per-task timeouts and the bounded imap, and the seeded
+bugs that break them.
 
-Every configuration is a complete search (see models/spin_check.py); the file takes about two
-and a half minutes on two cores, most of it compiling a verifier per configuration. A missing
+Every configuration is a complete search (see models/spin_check.py); the file takes about three
+minutes on two cores, much of it compiling a verifier per configuration. A missing
 `spin` fails every test: CI installs it, and a skip would hide a broken install.
 """
 
@@ -36,6 +37,9 @@ class Bounds(NamedTuple):
     depth: int = 2
     write_later: bool = False
     any_order: bool = False
+    cancel: int = 0
+    timeouts: int = 0
+    buffer: int = 0
 
     def check(self, ltl: str | None = None) -> Result:
         return run_spin(
@@ -45,6 +49,9 @@ class Bounds(NamedTuple):
             depth=self.depth,
             write_later=self.write_later,
             any_order=self.any_order,
+            cancel=self.cancel,
+            timeouts=self.timeouts,
+            buffer=self.buffer,
             ltl=ltl,
         )
 
@@ -77,6 +84,19 @@ CONFIGURATIONS = {
     # 3.7M states. Two victims with two tasks each: a take-back that finds the busiest worker's
     # tasks all started goes on to the next one.
     "w3-t5-c0": Bounds(3, 5, 0),
+    # 0.85M states. Job A (tasks 1, 2) cancelled at any moment, and one task's time up at any
+    # moment, each or both or neither: worker 0 holds tasks 1 (A) and 3 (B), so a cancel takes 3
+    # back and hands it out again, and leaves worker 0 stalled on 1 if it had started it; an expiry
+    # kills a worker still on its task, or finds it gone on to the next and kills nothing; the
+    # killed worker's outcome is read before it is seen gone, or not; a cancelled job's running
+    # task times out.
+    "w2-t3-c0-cancel2-timeouts1": Bounds(2, 3, 0, cancel=2, timeouts=1),
+    # 0.26M states. The same with a crash, one worker: a cancelled job's running task is lost with
+    # its worker (the error is discarded); a task whose worker crashed times out before the death
+    # is seen (it fails once); the replacement takes what was taken back.
+    "w1-t3-c1-cancel2-timeouts1": Bounds(1, 3, 1, cancel=2, timeouts=1),
+    # 0.14M states. imap with buffersize 2, consumed in order while the pool runs, a crash included.
+    "w2-t3-c1-buffer2": Bounds(2, 3, 1, buffer=2),
 }
 # `done` with crashes and without: a worker that may still crash is never stuck for good (its
 # crash is always enabled), so a pool that hangs unless a worker crashes is a terminal state,
@@ -85,6 +105,8 @@ LIVENESS = {
     **{name: CONFIGURATIONS[name] for name in ("w1-t3-c1", "w2-t3-c1", "w3-t4-c0")},
     "w1-t3-c0": Bounds(1, 3, 0),  # 1.6K states
     "w2-t3-c0": Bounds(2, 3, 0),  # 28K states
+    # 46K states. Cancel and expiry (w2-t3-c0-cancel2-timeouts1 would add about 10 s).
+    "w1-t3-c0-cancel2-timeouts1": Bounds(1, 3, 0, cancel=2, timeouts=1),
 }
 
 
@@ -101,8 +123,15 @@ def test_safety(name: str) -> None:
     handled once all the worker sent is read; it fails one task, the oldest; the ones behind
     it had not started), SHUT-1 (a sentinel only once closing, to a worker that holds nothing,
     and nothing after it), SHUT-2 (never two; once closing, none idle without one), JOB-1 (no
-    task settles twice; all have settled once joined); and SHUT-3, SHUT-4 (no invalid end
-    state: every worker exits, every handler stops, join returns)."""
+    task settles twice; all have settled once joined; without crashes every task not cancelled
+    has run once); and SHUT-3, SHUT-4 (no invalid end state: every worker exits, every handler
+    stops, join returns). With cancel: CANCEL-1 (the job settles once, at the cancel; none of
+    its tasks starts after it, waits in ready or is held unless it is running; later outcomes
+    are discarded) and CANCEL-3 (the other job's tasks taken back with it run exactly once).
+    With timeouts: TIME-1 (a task's time runs from its claim) and TIME-2 (the tasks behind the
+    timed one are taken back and run once elsewhere; the killed worker is given nothing; only
+    the timed task fails, once, and never runs again; one that finished keeps its outcome). With
+    the buffered imap: BUF-1 (never more than buffersize tasks drawn and not taken)."""
     assert_clean(CONFIGURATIONS[name].check())
 
 
@@ -110,7 +139,8 @@ def test_safety(name: str) -> None:
 @pytest.mark.parametrize("name", list(LIVENESS))
 def test_termination(name: str) -> None:
     """Checks SHUT-3, SHUT-4 and JOB-1 as the LTL property `done`: every run reaches join()
-    returned with every task settled, crashes and take-backs included (LOST-2: the pool goes on)."""
+    returned with every task settled, crashes, take-backs, cancels (CANCEL-3) and timeouts
+    (TIME-2) included (LOST-2: the pool goes on)."""
     assert_clean(LIVENESS[name].check(ltl="done"))
 
 
@@ -145,6 +175,15 @@ FIRST_VIOLATION = {
     "BUG_CLAIM_WITHOUT_LOCK": "held_at_start",
     # WORK-6: likewise (claims.py, interleaving 4).
     "BUG_TAKE_BACK_WITHOUT_SKIP": "held_at_start",
+    # CANCEL-1: once job A (tasks 1, 2) is cancelled, a worker still holds a task of it unstarted.
+    "BUG_CANCEL_LEAVES_INBOX": "!((cancelled&&(ci_t<=2)))",
+    # WORK-3, CANCEL-3: an unsettled task of job B held by no worker and not in ready.
+    "BUG_CANCEL_DROPS_OTHERS": "((ci_n+ci_r)==1)",
+    # WORK-3, TIME-2: the timed task's outcome, written before the kill, comes from a worker that
+    # no longer holds it: it went back to ready at the expiry and to the other worker, to run again.
+    "BUG_TIMEOUT_REQUEUES_RUNNING": "(held_task[((rw*2)+0)]==rt)",
+    # BUF-1: three tasks drawn whose results the caller has not taken, with buffersize 2.
+    "BUG_REFILL_BEFORE_TAKE": "((submitted-taken)<=2)",
 }
 # The bugs that hang the pool or leave a task unsettled, found again by the LTL property `done`,
 # with the workers and crashes to check them with. No crash where the pool hangs without one
@@ -158,6 +197,7 @@ HANGS = {
     "BUG_START_AFTER_CLOSE": (2, 0),
     "BUG_DROP_TASK_ON_CRASH": (2, 1),
     "BUG_NO_HANDOUT_ON_OUTCOME": (2, 0),
+    "BUG_CANCEL_DROPS_OTHERS": (2, 0),
 }
 CLAIM_BUGS = ("BUG_CLAIM_WITHOUT_LOCK", "BUG_TAKE_BACK_WITHOUT_SKIP")
 
@@ -168,10 +208,13 @@ def test_seeded_bug_is_found(bug: str) -> None:
     (and SHUT-3 with one worker), BUG_START_AFTER_CLOSE breaks WORK-2 and SHUT-3,
     BUG_DROP_TASK_ON_CRASH breaks WORK-3 and JOB-1 (LOST-1), BUG_FAIL_ALL_ON_CRASH breaks LOST-3,
     BUG_SENTINEL_OVERTAKES_TASK breaks SHUT-1, BUG_NO_HANDOUT_ON_OUTCOME breaks WORK-5 and SHUT-2
-    and hangs, BUG_NO_TAKE_BACK breaks WORK-5, and BUG_CLAIM_WITHOUT_LOCK and
-    BUG_TAKE_BACK_WITHOUT_SKIP break WORK-6. Each is found by an assertion; each that hangs the
-    pool or leaves a task unsettled is found again by the LTL property `done` alone (pan -A
-    ignores the assertions)."""
+    and hangs, BUG_NO_TAKE_BACK breaks WORK-5, BUG_CLAIM_WITHOUT_LOCK and
+    BUG_TAKE_BACK_WITHOUT_SKIP break WORK-6, BUG_CANCEL_LEAVES_INBOX breaks CANCEL-1,
+    BUG_CANCEL_DROPS_OTHERS breaks CANCEL-3 and JOB-1, BUG_TIMEOUT_REQUEUES_RUNNING breaks TIME-2
+    and WORK-6, and BUG_REFILL_BEFORE_TAKE breaks BUF-1 (each of the last four turns its feature
+    on: job A of tasks 1 and 2, one expiry, buffersize 2). Each is found by an assertion; each
+    that hangs the pool or leaves a task unsettled is found again by the LTL property `done`
+    alone (pan -A ignores the assertions)."""
     safety = run_spin(2, tasks=3, crashes=1, defines=[bug], optimize=False)
     assert safety.errors >= 1, safety.summary()
     assert FIRST_VIOLATION[bug] in safety.first_error, safety.summary()
@@ -199,6 +242,30 @@ def test_claim_bug_runs_a_task_twice(bug: str) -> None:
     result = run_spin(2, tasks=3, crashes=1, defines=[bug, "START_UNCHECKED"], optimize=False)
     assert result.errors >= 1, result.summary()
     assert "(runs[t]==0)" in result.first_error, result.summary()
+
+
+def test_cancel_bug_starts_a_cancelled_task() -> None:
+    """Checks CANCEL-1 at a task's start, with the invariant that finds BUG_CANCEL_LEAVES_INBOX
+    first left out (CANCEL_UNCHECKED): a task of the cancelled job left in a worker's inbox is
+    claimed and started after the cancel."""
+    result = run_spin(
+        2, tasks=3, crashes=1, defines=["BUG_CANCEL_LEAVES_INBOX", "CANCEL_UNCHECKED"], optimize=False
+    )
+    assert result.errors >= 1, result.summary()
+    assert "!((cancelled&&(t<=2)))" in result.first_error, result.summary()
+
+
+def test_a_killed_worker_must_be_given_no_task() -> None:
+    """Checks TIME-2 against the timeout design without its fix (TIMEOUT_KILLED_TAKES_TASKS): a
+    worker killed at its task's expiry stays in the roster until it is seen gone; if the outcome
+    it wrote before the kill is read first, it is idle, takes back another worker's unstarted task
+    and is given it, and that task, never started, fails with WorkerLostError when the worker is
+    removed. The roster must give a killed worker nothing (the model's default)."""
+    result = run_spin(
+        2, tasks=3, crashes=0, timeouts=1, defines=["TIMEOUT_KILLED_TAKES_TASKS"], optimize=False
+    )
+    assert result.errors >= 1, result.summary()
+    assert "(held_task[((rw*2)+0)]==timed_task)" in result.first_error, result.summary()
 
 
 def test_join_must_wait_for_a_terminate_that_begins_during_it() -> None:
