@@ -10,6 +10,7 @@ import functools
 import gc
 import itertools
 import pathlib
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 import refpool
 from refpool import buffered
 from refpool.buffered import may_draw
+from refpool.observer import JobCancelled, Observation
 
 from pool_helpers import MakePool, append_line, identity, lines_of, square, wait_for_file
 
@@ -218,3 +220,32 @@ def test_may_draw_keeps_the_bound() -> None:
     assert may_draw(7, 0, 8)
     assert not may_draw(8, 0, 8)
     assert may_draw(8, 1, 8)
+
+
+def test_an_iterator_collected_by_a_thread_holding_the_roster_lock_does_not_deadlock() -> None:
+    """BUF-6: the collector may free a dropped iterator in any thread, also one of the pool's
+    own while it holds the roster's lock; the cancel then completes once the lock is free."""
+    cancelled = threading.Event()
+
+    def observe(observation: Observation) -> None:
+        if isinstance(observation, JobCancelled):
+            cancelled.set()
+
+    with refpool.ThreadPool(2, observer=observe) as pool:
+        results = pool.imap(square, iter(range(100)), buffersize=2)
+        assert results.next(timeout=WAIT) == 0
+        cycle: list[object] = [results]
+        cycle.append(cycle)  # only the cycle holds the iterator now
+        del results, cycle
+        roster = pool._live_core().roster
+        collected = threading.Event()
+
+        def collect_under_the_roster_lock() -> None:
+            with roster.cond:  # as a handler thread holds it, briefly, all the time
+                gc.collect()  # as any allocation there may do
+            collected.set()
+
+        threading.Thread(target=collect_under_the_roster_lock, daemon=True).start()
+        assert collected.wait(WAIT)
+        assert cancelled.wait(WAIT)
+        assert pool.apply_async(square, (3,)).get(timeout=WAIT) == 9
