@@ -22,12 +22,16 @@ import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+
+# Not through refpool.errors, the same class: that module also defines the
+# parent's errors, and importing what they need (concurrent.futures) cost
+# each spawned worker 5 ms (benchmarks, case 1).
+from multiprocessing.pool import MaybeEncodingError  # type: ignore[attr-defined]
 from queue import SimpleQueue
 from typing import Any, Protocol
 
 from . import wire
 from .claims import SharedClaimWord, ThreadInbox
-from .errors import MaybeEncodingError
 from .messages import INITIALIZER_FAILED, SHUTDOWN, Call, CallTuple, Outcome, Shutdown, Task, WorkerGone
 
 # Where the kernel cannot tell a process that another has exited (no
