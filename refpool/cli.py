@@ -16,6 +16,9 @@ def parser() -> argparse.ArgumentParser:
         "conform",
         help="check a pool implementation against the spec",
         description="Check a pool with the multiprocessing.pool API against the spec, clause by clause.",
+        epilog="exit codes: 0 every clause passed (or --report-only); 1 a clause did not pass, or the "
+        "fuzzer found a divergence; 2 the command could not run (a bad option, a target that cannot "
+        "be loaded, no clause selected)",
     )
     conform.add_argument(
         "target",
@@ -35,6 +38,15 @@ def parser() -> argparse.ArgumentParser:
     conform.add_argument("--jobs", type=int, default=2, metavar="N", help="checks run at once")
     conform.add_argument("--output", metavar="FILE", help="write the report here instead of standard output")
     conform.add_argument(
+        "--junit-xml", metavar="FILE", help="also write a JUnit XML report: one test case per clause"
+    )
+    conform.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only shard I of N of the selected clauses (every N-th, from the I-th); "
+        "the fuzzer runs in shard 1 only",
+    )
+    conform.add_argument(
         "--report-only",
         action="store_true",
         help="exit 0 whatever the verdicts (1 is for a target that breaks clauses)",
@@ -43,11 +55,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def conform(args: argparse.Namespace) -> int:
+    from .conform.ci import junit_xml, parse_shard, progress_reporter, shard
     from .conform.registry import CHECKS
     from .conform.report import FORMATS, Report
     from .conform.runner import run_all, select
     from .conform.targets import TargetUnavailable, parse
 
+    shard_index, shard_count = 1, 1
+    if args.shard is not None:
+        try:
+            shard_index, shard_count = parse_shard(args.shard)
+        except ValueError as error:
+            print(f"refpool conform: {error}", file=sys.stderr)
+            return 2
     try:
         target = parse(args.target)
         target.load()
@@ -61,14 +81,13 @@ def conform(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    clause_ids = shard(clause_ids, shard_index, shard_count)  # may be none: more shards than clauses
 
-    def progress(done: int, total: int, clause: str) -> None:
-        print(f"\rclause {done} of {total} ({clause})   ", end="", file=sys.stderr, flush=True)
-
+    progress, finish = progress_reporter(sys.stderr)
     verdicts = run_all(args.target, clause_ids, args.timeout, args.jobs, progress)
-    print(file=sys.stderr)
+    finish()
     fuzz = None
-    if args.fuzz_examples > 0:
+    if args.fuzz_examples > 0 and shard_index == 1:
         fuzz = run_fuzzer(args.target, args.fuzz_examples)
     report = Report(args.target, target.version, verdicts, fuzz)
     text = FORMATS[args.format](report)
@@ -77,6 +96,9 @@ def conform(args: argparse.Namespace) -> int:
             out.write(text)
     else:
         sys.stdout.write(text)
+    if args.junit_xml:
+        with open(args.junit_xml, "w", encoding="utf-8") as out:
+            out.write(junit_xml(report))
     return 0 if report.passed or args.report_only else 1
 
 

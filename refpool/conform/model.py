@@ -39,11 +39,6 @@ TABLE: dict[tuple[str, str], str] = {
 }
 REFUSALS = {"submit": "Pool not running", "join": "Pool is still running"}
 
-# The clauses marked "(refpool)" in spec/pool.md: behaviour refpool chose on
-# purpose differently from CPython. A pool that follows CPython may break them.
-EXTENSIONS = frozenset({"API-3", "API-5", "JOB-5", "ERR-2", "WORK-2", "LOST-1", "LOST-3", "SHUT-5"})
-
-
 @dataclass(frozen=True)
 class Expected:
     """What a job must end with: a value, or an exception of a type whose message contains a text."""

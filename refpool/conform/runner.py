@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -124,17 +125,21 @@ def run_all(
     clause_ids: Iterable[str],
     timeout: float,
     jobs: int = 2,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Callable[[int, int, Verdict], None] | None = None,
 ) -> list[Verdict]:
+    """Run the checks, `jobs` at a time; `progress(done, total, verdict)` after each, in the
+    order they finish. The verdicts come back in the order of `clause_ids`."""
     ids = list(clause_ids)
     done = 0
+    finished = threading.Lock()  # one progress line at a time, numbered in order
 
     def one(clause: str) -> Verdict:
         nonlocal done
         verdict = run_check(target, clause, timeout)
-        done += 1
-        if progress is not None:
-            progress(done, len(ids), clause)
+        with finished:
+            done += 1
+            if progress is not None:
+                progress(done, len(ids), verdict)
         return verdict
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as executor:

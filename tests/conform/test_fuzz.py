@@ -96,3 +96,12 @@ def test_in_a_subprocess_a_hung_fuzzer_is_ended_at_the_deadline(monkeypatch: pyt
     assert result.divergence
     assert "the fuzzer itself hung" in result.message
     assert "while: " in result.message and "starting" not in result.message
+
+
+def test_the_fuzzer_labels_extensions_as_the_spec_marks_them() -> None:
+    """One list of extensions, the checks' registry (held to the spec's "(refpool)" marks by
+    test_oracle.py): the clauses a hand-kept list had wrong are labelled right."""
+    from refpool.conform.fuzz import is_extension
+
+    assert [is_extension(c) for c in ("LIFE-6", "API-11", "API-12", "JOB-7", "BUF-3")] == [True] * 5
+    assert [is_extension(c) for c in ("API-3", "WORK-2", "API-2", "NOPE-1")] == [False] * 4
