@@ -34,11 +34,18 @@ def run(target_spec: str, clause: str) -> dict[str, str]:
     except Broken as broken:
         return {"status": "FAIL", "reason": str(broken)}
     except AssertionError as failed:
-        return {"status": "FAIL", "reason": str(failed) or "an assertion of the check failed"}
+        # A bare `assert` says nothing by itself: the reason is the line that failed.
+        return {"status": "FAIL", "reason": str(failed) or f"assertion failed: {_where(failed)}"}
     except Exception as error:
-        last = traceback.extract_tb(error.__traceback__)[-1]
-        return {"status": "FAIL", "reason": f"{type(error).__name__}: {error} (at {last.name}:{last.lineno})"}
+        return {"status": "FAIL", "reason": f"{type(error).__name__}: {error} (at {_where(error)})"}
     return {"status": "PASS", "reason": ""}
+
+
+def _where(error: BaseException) -> str:
+    """Where `error` was raised: function, line number and the line's source, if it can be read."""
+    last = traceback.extract_tb(error.__traceback__)[-1]
+    source = f": {last.line.strip()}" if last.line else ""
+    return f"{last.name}:{last.lineno}{source}"
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,16 @@ def test_the_exit_codes_are_documented_and_kept() -> None:
     assert "exit codes: 0" in conform("--help").stdout.replace("\n", " ")
     assert conform("refpool-threads", "--shard", "3/2").returncode == 2
     assert conform("refpool-threads", "--clauses", "NOPE-1").returncode == 2
+
+
+def test_a_bare_assert_in_a_check_says_which_line_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every failed check says what it saw: a bare `assert` reports where it failed. (Compiled
+    here, not written in this file, whose asserts pytest rewrites to carry a message.)"""
+    from refpool.conform import child
+    from refpool.conform.registry import CHECKS, Check
+
+    namespace: dict[str, Any] = {}
+    source = "def bare(make_pool):\n    seen = 3\n    assert seen == 4\n"
+    exec(compile(source, "a_check.py", "exec"), namespace)
+    monkeypatch.setitem(CHECKS, "TEST-1", Check("TEST-1", "a test", namespace["bare"], False))
+    assert child.run("refpool-threads", "TEST-1") == {"status": "FAIL", "reason": "assertion failed: bare:3"}
