@@ -1,0 +1,73 @@
+"""Checks a sampled mutation run of the core found missing (issue 12): each kills mutants that
+survived every other test on 2026-12-01."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from refpool.observer import Observation, WorkerExited
+
+from pool_helpers import MakePool, pid_of_worker, square
+
+WAIT = 20  # seconds: a bound on every blocking call
+
+
+@pytest.mark.parametrize("maxtasks", [2, 3])
+def test_each_worker_runs_exactly_maxtasksperchild_tasks(make_process_pool: MakePool, maxtasks: int) -> None:
+    """WORK-4: with maxtasksperchild=N >= 2, each worker runs N tasks, then exits and is replaced."""
+    pool = make_process_pool(1, maxtasksperchild=maxtasks)
+    pids = pool.map_async(pid_of_worker, range(3 * maxtasks), chunksize=1).get(timeout=WAIT)
+    assert sorted(collections.Counter(pids).values()) == [maxtasks] * 3
+
+
+class RaisesThenGoesOn:
+    """An input whose third item raises, and which would go on yielding if asked again."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        self.asked += 1
+        if self.asked == 3:
+            raise KeyError("input failed")
+        if self.asked > 10:
+            raise StopIteration
+        return self.asked
+
+
+@pytest.mark.parametrize("buffersize", [None, 2])
+def test_an_imap_input_that_raises_is_not_read_again(make_pool: MakePool, buffersize: int | None) -> None:
+    """API-6: the results before the error, the error, then the end; the input is not asked
+    for more after it raised, though it would yield more. (Unbuffered, the input is read
+    through a generator, which ends at the error by itself; buffered, the feed must stop.)"""
+    pool = make_pool(2)
+    source = RaisesThenGoesOn()
+    results = pool.imap(square, source, buffersize=buffersize)
+    assert results.next(timeout=WAIT) == 1
+    assert results.next(timeout=WAIT) == 4
+    with pytest.raises(KeyError):
+        results.next(timeout=WAIT)
+    with pytest.raises(StopIteration):
+        results.next(timeout=WAIT)
+    assert source.asked == 3
+
+
+def test_idle_workers_stay_the_same_processes(make_process_pool: MakePool) -> None:
+    """WORK-1, SHUT-10: an idle worker of a live pool does not exit (its check of the pool's
+    process must not fire while the pool lives) and is not replaced."""
+    trace: list[Observation] = []
+    pool = make_process_pool(2, observer=trace.append)
+    pool.map(square, range(4))
+    before = sorted(h.pid for h in pool._live_core().roster.handles())
+    time.sleep(1.5)  # the subject of the test: the workers stay idle longer than PARENT_CHECK_INTERVAL
+    after = sorted(h.pid for h in pool._live_core().roster.handles())
+    assert after == before
+    assert all(h.is_alive() for h in pool._live_core().roster.handles())
+    assert not any(isinstance(o, WorkerExited) for o in trace)
