@@ -378,7 +378,7 @@ class IMapIterator(Job, Generic[T]):
         """As Job.cancel; the results not taken yet are dropped, and `next()` raises
         JobCancelledError once, then StopIteration (CANCEL-2)."""
         with self._cond:
-            if self._delivered == self._length:
+            if self.settled:
                 return False
             self._items.clear()
             self._end_with(JobCancelledError(self.job_id))
@@ -387,7 +387,7 @@ class IMapIterator(Job, Generic[T]):
 
     def _abandon(self, error: BaseException) -> None:
         with self._cond:
-            if self._delivered == self._length:
+            if self.settled:
                 return
             self._end_with(error)
 

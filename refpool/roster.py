@@ -603,7 +603,7 @@ class Roster:
                     continue
                 back, _ = self._take_back(record)
                 dropped += [key for key, _ in back if key[0] == job_id]
-                self.ready.extendleft(reversed([_ready_again(k, h) for k, h in back if k[0] != job_id]))
+                self._put_back([(key, held) for key, held in back if key[0] != job_id])
                 started += [key for key in record.held if key[0] == job_id]
             if self._observe is not None:
                 self._observe(JobCancelled(job_id, tuple(dropped), tuple(started)))
@@ -656,15 +656,15 @@ class Roster:
             handout = self.serve_all() if acted else NOTHING
             return handout, None if next_due is None else max(0, next_due - now) / 1e9
 
-    def _stop_for_timeout(self, record: WorkerRecord, key: TaskKey, timeout: float) -> bool:
+    def _stop_for_timeout(self, record: WorkerRecord, key: TaskKey, timeout: float) -> None:
         """Take back the worker's unstarted tasks, then, if the task is still the one it runs,
         kill it: the task fails with TaskTimeoutError once the worker is removed (result
-        handler). Caller holds cond; True if the worker was stopped."""
+        handler). Caller holds cond, and serves the workers after it."""
         number = record.held[key].number
         back, claimed = self._take_back(record)
-        self.ready.extendleft(reversed([_ready_again(k, h) for k, h in back]))
+        self._put_back(back)
         if claimed != number:
-            return False  # it finished the task meanwhile, and can claim nothing more: left alone
+            return  # it finished the task meanwhile, and can claim nothing more: left alone
         # Everything behind the task is revoked, so the worker can start nothing
         # between this check and the kill; it gets nothing more (`exited`).
         record.timed_out = (key, timeout)
@@ -672,7 +672,6 @@ class Roster:
         if self._observe is not None:
             self._observe(TaskTimedOut(record.worker_id, *key, timeout))
         record.handle.stop_now()
-        return True
 
     def _pop(self, worker_id: int) -> WorkerRecord | None:
         """Take the worker out of the roster. Caller holds cond."""
@@ -794,7 +793,7 @@ class Roster:
         for victim in busy:
             back, _ = self._take_back(victim)
             if back:
-                self.ready.extendleft(reversed([_ready_again(key, held) for key, held in back]))
+                self._put_back(back)
                 self._fill(touched)
                 return True
         return False
@@ -818,6 +817,10 @@ class Roster:
         if back:  # one that finds nothing leaves it as it was: stalled or not
             victim.stalled = bool(victim.held)
         return back, claimed
+
+    def _put_back(self, back: list[tuple[TaskKey, HeldTask]]) -> None:
+        """Tasks taken back, never started, go to the front of `ready`, in their order."""
+        self.ready.extendleft(reversed([_ready_again(key, held) for key, held in back]))
 
     def _fill(self, touched: list[WorkerRecord]) -> None:
         """Hand ready tasks out one at a time, each to the least busy worker that can take it,
