@@ -197,24 +197,6 @@ def test_a_closed_or_dropped_buffered_imap_is_cancelled(
     assert source.drawn == 4
 
 
-def test_an_input_that_raises_takes_its_place(make_pool: MakePool) -> None:
-    """API-6 with a buffer: the input's error comes after the results before it."""
-
-    def failing() -> Iterator[int]:
-        yield 1
-        yield 2
-        raise KeyError("input failed")
-
-    pool = make_pool(2)
-    results = pool.imap(square, failing(), buffersize=1)
-    assert results.next(timeout=WAIT) == 1
-    assert results.next(timeout=WAIT) == 4
-    with pytest.raises(KeyError):
-        results.next(timeout=WAIT)
-    with pytest.raises(StopIteration):
-        results.next(timeout=WAIT)
-
-
 def test_may_draw_keeps_the_bound() -> None:
     """BUF-1: the pure rule (CrossHair checks its contract too)."""
     assert may_draw(7, 0, 8)

@@ -42,7 +42,7 @@ class RaisesThenGoesOn:
         return self.asked
 
 
-@pytest.mark.parametrize("buffersize", [None, 2])
+@pytest.mark.parametrize("buffersize", [None, 1, 2])
 def test_an_imap_input_that_raises_is_not_read_again(make_pool: MakePool, buffersize: int | None) -> None:
     """API-6: the results before the error, the error, then the end; the input is not asked
     for more after it raised, though it would yield more. (Unbuffered, the input is read

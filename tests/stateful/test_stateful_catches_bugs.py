@@ -112,11 +112,10 @@ def test_a_timed_out_task_requeued_is_caught(monkeypatch: pytest.MonkeyPatch) ->
     back to `ready` with the ones behind it, and runs again elsewhere."""
     real = Roster._stop_for_timeout
 
-    def requeue_it_too(self: Roster, record: Any, key: Any, timeout: float) -> bool:
+    def requeue_it_too(self: Roster, record: Any, key: Any, timeout: float) -> None:
         held = record.held[key]
-        stopped = real(self, record, key, timeout)
+        real(self, record, key, timeout)
         self.ready.appendleft(roster_module.ReadyTask(key, held.wire, held.size, held.timeout))
-        return stopped
 
     monkeypatch.setattr(Roster, "_stop_for_timeout", requeue_it_too)
     expect_caught(monkeypatch, "TIME-2")
