@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
-import shutil
+import subprocess
 from dataclasses import dataclass
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -56,11 +56,9 @@ class Mutant:
 
 
 def copy_tree(destination: pathlib.Path) -> None:
-    """A copy of what the checks need, without caches (stale .pyc must not mask the mutant)."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
-    for name in TREE:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, destination / name, ignore=ignore)
-        else:
-            shutil.copy2(source, destination / name)
+    """The committed repository (HEAD), as the checks need it.
+
+    HEAD, not the working tree: the matrix is a record of the code as committed,
+    and a file someone is editing must not decide a mutant's fate."""
+    archive = subprocess.run(["git", "archive", "HEAD", *TREE], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(destination)], input=archive.stdout, check=True)

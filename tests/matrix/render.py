@@ -105,3 +105,9 @@ def render(results: dict[str, Any]) -> str:
 
 def write_matrix(results: dict[str, Any]) -> None:
     MATRIX.write_text(render(results))
+
+
+def uncaught(clauses: list[str], results: dict[str, Any]) -> list[str]:
+    """The clauses no current result shows broken and caught: holes to close."""
+    index = checked_by(results)
+    return [clause for clause in clauses if not index.get(clause)]
