@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import fcntl
 import json
 import os
 import pathlib
@@ -132,11 +133,21 @@ def main(argv: list[str] | None = None) -> int:
         futures = {runners.submit(run_mutant, m): m for m in chosen}
         for future in concurrent.futures.as_completed(futures):
             mutant = futures[future]
-            results[mutant.name] = future.result()
-            print(f"{mutant.name}: {_summary(results[mutant.name])}", file=sys.stderr, flush=True)
-            RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    write_matrix(results)
+            result = future.result()
+            print(f"{mutant.name}: {_summary(result)}", file=sys.stderr, flush=True)
+            _record(mutant.name, result)
     return 0
+
+
+def _record(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Merge one result into spec/mutants.json, under a lock: several runs may share the file."""
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        results[name] = result
+        RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        write_matrix(results)
+        return results
 
 
 def _summary(result: dict[str, Any]) -> str:
