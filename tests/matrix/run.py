@@ -99,6 +99,9 @@ def run_mutant(mutant: Mutant) -> dict[str, Any]:
         copy_tree(root)
         mutant.apply(root)
         _imports_the_copy(root)
+        missing = [e for e in mutant.tests if not (root / e.partition("::")[0]).is_file()]
+        if missing:
+            raise RuntimeError(f"{mutant.name}: {missing} are not in HEAD (mutants run on committed code)")
         tests = {entry: run_pytest(root, [entry]) for entry in mutant.tests}
         oracle = run_oracle(root, mutant.target, mutant.oracle) if mutant.oracle else {}
     models = {}
