@@ -8,8 +8,8 @@ accept buffersize=", "the result of apply_async(...) has no cancel()"), never
 with a crash of the check. TIME-1 to TIME-3 need worker processes, TIME-4 a thread
 pool: the other kind is SKIPped.
 
-Registered after clauses.py's checks (runner.py and child.py import both), so
-the report keeps the spec's order. The helpers are clauses.py's; nothing here
+Registered after the clauses package's checks (runner.py and child.py import both), so
+the report keeps the spec's order. The helpers are the clauses package's; nothing here
 waits by sleeping where a file or a result can be awaited, except where time
 passing is what the clause is about (TIME-1: time spent waiting for a worker
 does not count).
@@ -31,24 +31,24 @@ from typing import Any
 
 from . import tasks
 from .bounded import TimedOut, call_within
-from .clauses import (
+from .clauses.common import (
     SHORT,
     WAIT,
-    Gate,
-    _short,
     clause,
     describe,
     error_of,
-    have_proc,
     process_pool,
-    require_state,
-    stop,
+    running,
+    short,
     timed_out,
     uses_processes,
     value_of,
     wait_until,
     within,
 )
+from .clauses.gates import Gate
+from .clauses.proc import have_proc
+from .clauses.states import RUN, require_state
 from .registry import Broken, PoolFactory, Skip, require, step
 
 TIMEOUT = 0.5  # seconds: the task timeout of the TIME checks' tasks that never end by themselves
@@ -176,13 +176,10 @@ IMAPS = ("imap", "imap_unordered")
     "BUF-1", "imap(buffersize=b) draws at most b tasks whose results the caller has not taken", extension=True
 )
 def buf_1(make_pool: PoolFactory) -> None:
-    pool: Any = make_pool(2)
-    try:
+    with running(make_pool(2)) as pool:
         for submit in IMAPS:
             _draws_within_buffer(pool, submit, items=200, chunksize=4, buffersize=8)
         _draws_within_buffer(pool, "imap", items=40, chunksize=1, buffersize=2)
-    finally:
-        stop(pool)
 
 
 def _draws_within_buffer(pool: Any, submit: str, items: int, chunksize: int, buffersize: int) -> None:
@@ -218,21 +215,20 @@ def _draws_within_buffer(pool: Any, submit: str, items: int, chunksize: int, buf
     want = [x * x for x in range(items)]
     require(
         (got if submit == "imap" else sorted(got)) == want,
-        f"{what} yielded {_short(got)}",
+        f"{what} yielded {short(got)}",
     )
 
 
 @clause("BUF-2", "a buffersize not an int, or below 1, is refused with CPython's errors", extension=True)
 def buf_2(make_pool: PoolFactory) -> None:
-    pool: Any = make_pool(2)
-    try:
+    with running(make_pool(2)) as pool:
         problems: list[str] = []
         for submit in IMAPS:
             what = f"{submit}(square, [1, 2, 3], buffersize=True)"  # a bool passes, as in CPython
             results = open_imap(pool, submit, tasks.square, [1, 2, 3], buffersize=True)
             got = within(f"list({what})", functools.partial(list, results))
             if sorted(got) != [1, 4, 9]:
-                problems.append(f"{what} yielded {_short(got)}")
+                problems.append(f"{what} yielded {short(got)}")
             for bad, kind, message in (
                 ("8", TypeError, "buffersize must be an integer or None"),
                 (1.5, TypeError, "buffersize must be an integer or None"),
@@ -244,8 +240,6 @@ def buf_2(make_pool: PoolFactory) -> None:
                 except Broken as broken:
                     problems.append(str(broken))
         require(not problems, "; ".join(problems))
-    finally:
-        stop(pool)
 
 
 def _refused_before_drawing(
@@ -267,7 +261,7 @@ def _refused_before_drawing(
         raise Broken(f"{what} raised {describe(error)}, not {kind.__name__}") from None
     # Accepted: say what became of it.
     try:
-        got = f"yielded {_short(within(f'list({what})', functools.partial(list, results), WAIT / 2))}"
+        got = f"yielded {short(within(f'list({what})', functools.partial(list, results), WAIT / 2))}"
     except Broken as hung:
         got = str(hung)
     except Exception as error:
@@ -277,8 +271,7 @@ def _refused_before_drawing(
 
 @clause("BUF-3", "a buffered imap waiting for its consumer does not delay other jobs", extension=True)
 def buf_3(make_pool: PoolFactory) -> None:
-    pool: Any = make_pool(2)
-    try:
+    with running(make_pool(2)) as pool:
         for submit in IMAPS:
             source = Input(range(1000))
             what = f"{submit}(square, a generator of 1000, buffersize=2)"
@@ -301,14 +294,12 @@ def buf_3(make_pool: PoolFactory) -> None:
                 f"map_async(square, range(20)) while {submit}(buffersize=2) waits",
                 hang.format("map_async(square, range(20))"),
             )
-            require(got == [x * x for x in range(20)], f"map_async(square, range(20)) returned {_short(got)}")
+            require(got == [x * x for x in range(20)], f"map_async(square, range(20)) returned {short(got)}")
             take_value(results, f"{what}, its second result, after the other jobs")
             require(
                 source.drawn <= 4,
                 f"{what} drew {source.drawn} items while its caller took 2 results",
             )
-    finally:
-        stop(pool)
 
 
 @clause(
@@ -327,8 +318,7 @@ def buf_4(make_pool: PoolFactory) -> None:
 def _close_mid_input(
     make_pool: PoolFactory, submit: str, items: int, buffersize: int, take_first: int
 ) -> None:
-    pool: Any = make_pool(2)
-    try:
+    with running(make_pool(2)) as pool:
         source = Input(range(items))
         what = f"{submit}(square, a generator of {items}, buffersize={buffersize})"
         results = open_imap(pool, submit, tasks.square, source.generator(), buffersize=buffersize)
@@ -348,7 +338,7 @@ def _close_mid_input(
         kinds = [kind for kind, _ in seen]
         got += [value for kind, value in seen if kind == "value"]
         errors = [value for kind, value in seen if kind == "error"]
-        prefix = f"after {take_first} results, close() and join(), {what} went on with {_short(kinds)}"
+        prefix = f"after {take_first} results, close() and join(), {what} went on with {short(kinds)}"
         require(kinds[-1:] == ["stop"], f"{prefix}: it did not end")
         if source.exhausted:
             require(
@@ -368,18 +358,15 @@ def _close_mid_input(
         want = [x * x for x in range(len(got))]
         require(
             (got if submit == "imap" else sorted(got)) == want,
-            f"{prefix}: the results {_short(got)} are not those of the first {len(got)} items",
+            f"{prefix}: the results {short(got)} are not those of the first {len(got)} items",
         )
-    finally:
-        stop(pool)
 
 
 @clause("BUF-5", "after terminate() a buffered imap raises; next() never waits forever", extension=True)
 def buf_5(make_pool: PoolFactory) -> None:
     buffersize = 4
     for submit in IMAPS:
-        pool: Any = make_pool(2)
-        try:
+        with running(make_pool(2)) as pool:
             source = Input(range(100))
             what = f"{submit}(square, a generator of 100, buffersize={buffersize})"
             results = open_imap(pool, submit, tasks.square, source.generator(), buffersize=buffersize)
@@ -398,12 +385,10 @@ def buf_5(make_pool: PoolFactory) -> None:
                     break
                 require(
                     kind == "value",
-                    f"after terminate(), {what} ended with StopIteration after {_short(seen[:-1])}, "
+                    f"after terminate(), {what} ended with StopIteration after {short(seen[:-1])}, "
                     "as if its input had ended, without raising",
                 )
-            require(seen[-1] == "error", f"after terminate(), {what} went on with {_short(seen)}")
-        finally:
-            stop(pool)
+            require(seen[-1] == "error", f"after terminate(), {what} went on with {short(seen)}")
 
 
 @clause(
@@ -414,11 +399,9 @@ def buf_5(make_pool: PoolFactory) -> None:
 def buf_6(make_pool: PoolFactory) -> None:
     # One worker, which runs its tasks in the order they were submitted: a job
     # submitted after the imap runs after the imap's tasks, unless those were dropped.
-    pool: Any = make_pool(1)
-    try:
+    with running(make_pool(1)) as pool:
         for how in ("closed", "dropped"):
-            gate = Gate()
-            try:
+            with Gate() as gate:
                 source = Input(gate.task(f"{i}") for i in range(50))
                 what = "imap(hold, a generator of 50, buffersize=4)"
                 holder = [open_imap(pool, "imap", tasks.hold, source.generator(), buffersize=4)]
@@ -444,16 +427,12 @@ def buf_6(make_pool: PoolFactory) -> None:
                 require(
                     not ran,
                     f"after {what}'s iterator was {how} while its first task ran, its unstarted tasks "
-                    f"{_short(ran)} ran",
+                    f"{short(ran)} ran",
                 )
                 require(
                     source.drawn == drawn,
                     f"after {what}'s iterator was {how}, {source.drawn - drawn} more items were drawn",
                 )
-            finally:
-                gate.remove()
-    finally:
-        stop(pool)
 
 
 # --- TIME: per-task timeouts --------------------------------------------------------
@@ -511,16 +490,14 @@ def _result_of(job: Any, what: str) -> Any:
     extension=True,
 )
 def time_1(make_pool: PoolFactory) -> None:
-    pool: Any = make_pool(2)
-    gate = Gate()
-    try:
+    with running(make_pool(2)) as pool, Gate() as gate:
         processes = uses_processes(pool)
         problems: list[str] = []
         for limit in (None, math.inf):  # math.inf is no limit, also in a ThreadPool
             for what, submit, want, _ in _timed_submits(pool, limit):
                 got = _result_of(accepting("timeout", what, submit), what)
                 if got != want:
-                    problems.append(f"{what} returned {_short(got)}")
+                    problems.append(f"{what} returned {short(got)}")
         for bad, kind in (("1", TypeError), (0, ValueError), (-1, ValueError), (math.nan, ValueError)):
             for what, submit, _, source in _timed_submits(pool, bad):
                 try:
@@ -533,7 +510,7 @@ def time_1(make_pool: PoolFactory) -> None:
             return  # a ThreadPool refuses a finite timeout: TIME-4
         for what, submit, want, _ in _timed_submits(pool, 5):
             got = _result_of(submit(), what)
-            require(got == want, f"{what} returned {_short(got)}")
+            require(got == want, f"{what} returned {short(got)}")
         # Both workers busy: a task with a timeout waits longer than that for a worker, then runs
         # at once. Its limit is twice TIMEOUT, so that a busy machine does not make it run late.
         limit, waited = 2 * TIMEOUT, 3 * TIMEOUT
@@ -552,9 +529,6 @@ def time_1(make_pool: PoolFactory) -> None:
         )
         for i, blocker in enumerate(blockers):
             value_of(blocker, f"the blocking task {i}")
-    finally:
-        gate.remove()
-        stop(pool)
 
 
 def _refused(what: str, submit: Callable[[], Any], kind: type[BaseException], named: str) -> None:
@@ -592,9 +566,7 @@ def _outcome(job: Any, what: str, timeout: float = WAIT) -> tuple[bool, Any]:
     extension=True,
 )
 def time_2(make_pool: PoolFactory) -> None:
-    pool = process_pool(make_pool, 1)
-    gate = Gate()
-    try:
+    with running(process_pool(make_pool, 1)) as pool, Gate() as gate:
         what = f"apply_async(a task that never ends, timeout={TIMEOUT:g})"
         late = accepting(
             "timeout",
@@ -631,7 +603,7 @@ def time_2(make_pool: PoolFactory) -> None:
             require(runs[0] != str(victim), f"task {i} queued behind it ran in the stopped worker {victim}")
         fresh = value_of(pool.apply_async(tasks.pid), "apply_async(pid) after the timeout")
         require(fresh != victim, f"after the timeout, a task ran in the stopped worker {victim}")
-        require_state(pool, "RUN", "after a task ran past its timeout")
+        require_state(pool, RUN, "a task ran past its timeout")
         # A map fails as a whole; an imap yields the error in the task's place, and goes on.
         specs = [gate.task("m0", wait=False), gate.task("m1"), gate.task("m2", wait=False)]
         ok, error = _outcome(
@@ -650,11 +622,8 @@ def time_2(make_pool: PoolFactory) -> None:
         kinds = [kind for kind, _ in seen]
         require(
             kinds == ["value", "error", "value", "stop"] and is_task_timeout(seen[1][1]),
-            f"an imap whose second task ran past its timeout yielded {_short(seen)}",
+            f"an imap whose second task ran past its timeout yielded {short(seen)}",
         )
-    finally:
-        gate.remove()
-        stop(pool)
 
 
 @clause(
@@ -663,9 +632,7 @@ def time_2(make_pool: PoolFactory) -> None:
     extension=True,
 )
 def time_3(make_pool: PoolFactory) -> None:
-    pool = process_pool(make_pool, 2)
-    gate = Gate()
-    try:
+    with running(process_pool(make_pool, 2)) as pool, Gate() as gate:
         what = "apply_async(a held task, timeout=30)"
         job = accepting(
             "timeout", what, lambda: pool.apply_async(tasks.hold, (gate.task("slow"),), timeout=30)
@@ -690,8 +657,7 @@ def time_3(make_pool: PoolFactory) -> None:
         got = value_of(job, f"{what}, waited for again")
         require(got == "slow", f"{what}, waited for again, returned {got!r}")
 
-        second = Gate()
-        try:
+        with Gate() as second:
             what = f"apply_async(a task that never ends, timeout={TIMEOUT:g})"
             late = pool.apply_async(tasks.hold, (second.task("late"),), timeout=TIMEOUT)
             ok, error = _outcome(late, what, SETTLE)
@@ -711,17 +677,11 @@ def time_3(make_pool: PoolFactory) -> None:
                 not ok and type(again) is type(error),
                 f"{what}, waited for again, ended with {describe(again) if not ok else repr(again)}",
             )
-        finally:
-            second.remove()
-    finally:
-        gate.remove()
-        stop(pool)
 
 
 @clause("TIME-4", "a ThreadPool refuses a timeout with ValueError at submission", extension=True)
 def time_4(make_pool: PoolFactory) -> None:
-    pool: Any = make_pool(2)
-    try:
+    with running(make_pool(2)) as pool:
         if uses_processes(pool):
             raise Skip("about thread pools; this target's workers are processes (TIME-2 applies)")
         what = "apply_async(square, (3,), timeout=None)"
@@ -736,8 +696,6 @@ def time_4(make_pool: PoolFactory) -> None:
             except Broken as broken:
                 problems.append(str(broken))
         require(not problems, "; ".join(problems))
-    finally:
-        stop(pool)
 
 
 # --- CANCEL: cancelling a job -------------------------------------------------------
@@ -750,9 +708,7 @@ def _is_cancelled(error: Any) -> bool:
 @clause("CANCEL-1", "cancel() settles the job at once; its unstarted tasks never run", extension=True)
 def cancel_1(make_pool: PoolFactory) -> None:
     # One worker, held: every task submitted behind it waits, unstarted.
-    pool: Any = make_pool(1)
-    gate = Gate()
-    try:
+    with running(make_pool(1)) as pool, Gate() as gate:
         blocker = pool.apply_async(tasks.hold, (gate.task("blocker"),))
         gate.wait_for(["started-blocker"], "wait for the one worker to hold a task")
         # Each submitted and cancelled in turn: a pool without cancel() is told so before it holds
@@ -817,13 +773,10 @@ def cancel_1(make_pool: PoolFactory) -> None:
         entries = os.listdir(gate.folder)
         ran = sorted(e.partition("-")[2] for e in entries if e.startswith(("started-", "runs-")))
         ran = [name for name in ran if name not in ("blocker", "after")]
-        require(not ran, f"tasks of cancelled jobs ran: {_short(ran)}")
+        require(not ran, f"tasks of cancelled jobs ran: {short(ran)}")
         for what, job in (("a job that succeeded", after), ("a job cancelled already", blocker)):
             again = cancel_of(job, what)
             require(again is False, f"cancel() on {what} returned {again!r}, not False")
-    finally:
-        gate.remove()
-        stop(pool)
 
 
 @clause(
@@ -832,9 +785,7 @@ def cancel_1(make_pool: PoolFactory) -> None:
     extension=True,
 )
 def cancel_2(make_pool: PoolFactory) -> None:
-    pool: Any = make_pool(1)
-    gate = Gate()
-    try:
+    with running(make_pool(1)) as pool, Gate() as gate:
         blocker = pool.apply_async(tasks.hold, (gate.task("blocker"),))
         gate.wait_for(["started-blocker"], "wait for the one worker to hold a task")
         records: list[tuple[str, list[tuple[str, Any, threading.Thread]]]] = []
@@ -891,8 +842,7 @@ def cancel_2(make_pool: PoolFactory) -> None:
             )
 
         # imap: the results not yet taken are dropped; next() raises once, then stops.
-        second = Gate()
-        try:
+        with Gate() as second:
             specs = [second.task("a", wait=False), second.task("b", wait=False), second.task("c")]
             results = pool.imap(tasks.hold, specs)
             got = take_value(results, "imap(hold, [a, b, c held])")
@@ -904,14 +854,9 @@ def cancel_2(make_pool: PoolFactory) -> None:
             kinds = [kind for kind, _ in seen]
             require(
                 kinds == ["error", "stop", "stop"] and _is_cancelled(seen[0][1]),
-                f"after cancel(), with b's result not taken, imap gave {_short(seen)}, not a CancelledError "
+                f"after cancel(), with b's result not taken, imap gave {short(seen)}, not a CancelledError "
                 "and then the end",
             )
-        finally:
-            second.remove()
-    finally:
-        gate.remove()
-        stop(pool)
 
 
 @clause(
@@ -920,9 +865,7 @@ def cancel_2(make_pool: PoolFactory) -> None:
     extension=True,
 )
 def cancel_3(make_pool: PoolFactory) -> None:
-    pool: Any = make_pool(1)
-    gate = Gate()
-    try:
+    with running(make_pool(1)) as pool, Gate() as gate:
         worker = value_of(pool.apply_async(tasks.identity), "apply_async(identity) before")
         blocker = pool.apply_async(tasks.hold, (gate.task("blocker"),))
         gate.wait_for(["started-blocker"], "wait for the one worker to hold a task")
@@ -932,7 +875,6 @@ def cancel_3(make_pool: PoolFactory) -> None:
         behind = [pool.apply_async(tasks.note_run, ((folder, f"b{i}"),)) for i in range(3)]
         cancelled = cancel_of(victim, "the result of map_async(note_run, 6 items, 1)")
         require(cancelled is True, f"cancel() on a map not started returned {cancelled!r}, not True")
-        require_state(pool, "RUN", "after cancel()")
         gate.open()
         value_of(blocker, "the job that held the worker")
         others = [(f"a{i}", job) for i, job in enumerate(before)] + [
@@ -955,7 +897,4 @@ def cancel_3(make_pool: PoolFactory) -> None:
             again == worker,
             f"the pool's one worker was {worker}, and after cancel() it is {again}: it was replaced",
         )
-        require_state(pool, "RUN", "after cancel() and the jobs beside it")
-    finally:
-        gate.remove()
-        stop(pool)
+        require_state(pool, RUN, "cancel() and the jobs beside it")

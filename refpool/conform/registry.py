@@ -1,4 +1,4 @@
-"""What a clause check is, and the registry that the checks in clauses.py fill."""
+"""What a clause check is, and the registry that the checks fill (the clauses package, control_clauses.py)."""
 
 from __future__ import annotations
 

@@ -31,6 +31,57 @@ class IgnoresClose(refpool.ThreadPool):
         pass
 
 
+class ClosesOnlyAtJoin(refpool.ThreadPool):
+    """close() is put off until join(): the pool goes on accepting submits after close() (LIFE-1)."""
+
+    _close_requested = False
+
+    def close(self) -> None:
+        self._close_requested = True
+
+    def join(self) -> None:
+        if self._close_requested:
+            super().close()
+        super().join()
+
+
+class TerminateOnlyCloses(refpool.ThreadPool):
+    """terminate() closes: the jobs it should stop run on and complete, as if closed (LIFE-1)."""
+
+    def terminate(self) -> None:
+        self.close()
+
+
+class CloseTerminates(refpool.Pool):
+    """close() terminates: a job submitted before it is stopped instead of completed (LIFE-1)."""
+
+    def close(self) -> None:
+        self.terminate()
+
+
+class ReprWithoutState(refpool.ThreadPool):
+    """repr() is object's, with no state= (as billiard's and Ray's): only API-9 may fail for it."""
+
+    def __repr__(self) -> str:
+        return object.__repr__(self)
+
+
+class RefusesALargerPool(refpool.Pool):
+    """Refuses a pool larger than the first one made in its process, as Ray's Pool(n) does: a
+    check that first makes a one-worker probe pool cannot make its own (each check is
+    self-contained: it uses only the pools its clause needs)."""
+
+    first_size: int | None = None
+
+    def __init__(self, processes: int | None = None, *args: Any, **kwargs: Any) -> None:
+        first = RefusesALargerPool.first_size
+        if first is not None and processes is not None and processes > first:
+            raise ValueError(f"this process made a pool of {first} first: no pool of {processes} now")
+        super().__init__(processes, *args, **kwargs)
+        if first is None:
+            RefusesALargerPool.first_size = processes
+
+
 class _DropsLast:
     def __init__(self, result: Any) -> None:
         self._result = result

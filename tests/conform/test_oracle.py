@@ -43,6 +43,47 @@ def test_refpool_passes_every_clause(target: str) -> None:
     assert sum(v.status == "PASS" for v in verdicts) >= 20
 
 
+# The lifecycle is seen through behaviour (refpool/conform/clauses/states.py), not through repr():
+# three pools whose repr is right and whose behaviour is not, with the words the oracle must say.
+WRONG_LIFECYCLE = [
+    ("ClosesOnlyAtJoin", "after close(), the pool should be in CLOSE, but apply_async was accepted"),
+    ("TerminateOnlyCloses", "should be in TERMINATE, but every submit was refused"),
+    ("TerminateOnlyCloses", "and the job held since RUN completed"),
+    ("CloseTerminates", "should be in CLOSE, but every submit was refused"),
+    ("CloseTerminates", "the job held since RUN failed"),
+]
+
+
+@pytest.mark.parametrize(("pool", "reason"), WRONG_LIFECYCLE)
+def test_a_pool_whose_lifecycle_misbehaves_fails_life_1(pool: str, reason: str) -> None:
+    verdict = run_check(f"broken_pools:{pool}", "LIFE-1", timeout=60)
+    assert verdict.status == "FAIL" and reason in verdict.reason, verdict
+
+
+def test_a_repr_without_state_fails_api_9_alone() -> None:
+    """The lifecycle checks do not read repr(): a pool whose repr shows no state passes them."""
+    verdicts = run_all("broken_pools:ReprWithoutState", select("LIFE-1,LIFE-2,LIFE-4,LIFE-5,API-9"), 60)
+    assert {v.clause: v.status for v in verdicts} == {
+        "LIFE-1": "PASS",
+        "LIFE-2": "PASS",
+        "LIFE-4": "PASS",
+        "LIFE-5": "PASS",
+        "API-9": "FAIL",
+    }, verdicts
+
+
+def test_checks_make_no_probe_pool_before_their_own() -> None:
+    """A target that refuses a pool larger than the first one its process made (Ray's Pool(n)
+    does) gets the same verdicts as refpool from the checks that need worker processes: they
+    learn the workers' kind from their own pool. The seeded bug is the oracle's old probe pool
+    of one worker, which made each of these checks fail before it reached its clause."""
+    modules = ("refpool.conform.clauses.errors", "refpool.conform.clauses.workers")
+    clauses = [c for c, check in CHECKS.items() if check.run.__module__ in modules]
+    assert len(clauses) >= 5
+    verdicts = run_all("broken_pools:RefusesALargerPool", clauses, timeout=60, jobs=2)
+    assert [(v.clause, v.status, v.reason) for v in verdicts if v.status != "PASS"] == []
+
+
 def test_a_pool_that_drops_a_result_fails_api_2() -> None:
     """API-2 is caught when map loses its last result."""
     assert run_check("broken_pools:DropsAResult", "API-2", timeout=60).status == "FAIL"
