@@ -1,0 +1,159 @@
+"""Mutation testing of refpool's core with cosmic-ray, in a copy of the repository (opt-in).
+
+    pip install -e '.[test,mutation]'
+    nice -n 10 python -m tests.mutation [--modules lifecycle,chunking] [--all] [--seed N] [--keep DIR]
+
+cosmic-ray rewrites the module it mutates in place, so this never runs in the
+repository: it copies the committed tree (HEAD) to a temporary folder, and
+there, for each module of tests/mutation/modules.toml in turn, runs
+`cosmic-ray init` (every mutant of the module), keeps a seeded sample of them
+if the module has one (the others are marked skipped), checks that its tests
+pass unmutated (`cosmic-ray baseline`) and runs `cosmic-ray exec` with one
+local worker. It prints each module's score and every surviving mutant as a
+diff; the sessions stay in --keep DIR (default: a new temporary folder), where
+`cr-report DIR/MODULE.sqlite` shows them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import random
+import shlex
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+from cosmic_ray.work_db import WorkDB, use_db
+from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+
+from tests.matrix.mutant import copy_tree
+
+CONFIG = pathlib.Path(__file__).with_name("modules.toml")
+
+
+@dataclass(frozen=True)
+class Score:
+    module: str
+    mutants: int  # all that cosmic-ray made of the module
+    tried: int
+    killed: int
+    survivors: list[str]  # each as "operator occurrence, line N" and its diff
+
+    def line(self) -> str:
+        share = f"{100 * self.killed / self.tried:.0f}%" if self.tried else "-"
+        sampled = "" if self.tried == self.mutants else f" (a sample of {self.mutants})"
+        return f"{self.module}: {self.killed}/{self.tried} killed, {share}{sampled}"
+
+
+def cosmic_ray_config(module: str, spec: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The session's configuration: the module, the command that tests it, one local worker."""
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *spec["tests"]]
+    command += ["-k", settings["keyword"]]
+    return "\n".join(
+        [
+            "[cosmic-ray]",
+            f'module-path = "refpool/{module}.py"',
+            f"timeout = {float(settings['timeout'])}",
+            "excluded-modules = []",
+            f"test-command = {json.dumps(shlex.join(command))}",  # a JSON string is a TOML one
+            "",
+            "[cosmic-ray.distributor]",
+            'name = "local"',
+            "",
+        ]
+    )
+
+
+def keep_sample(session: pathlib.Path, size: int | None, seed: str) -> int:
+    """Mark all but `size` of the session's mutants skipped; returns how many it holds in all."""
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        job_ids = sorted(item.job_id for item in db.work_items)
+        if size is not None and size < len(job_ids):
+            kept = set(random.Random(seed).sample(job_ids, size))
+            skipped = [job_id for job_id in job_ids if job_id not in kept]
+            db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+        return len(job_ids)
+
+
+def score(module: str, session: pathlib.Path, mutants: int) -> Score:
+    killed, tried, survivors = 0, 0, []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome is WorkerOutcome.SKIPPED:
+                continue
+            tried += 1
+            if result.test_outcome is TestOutcome.SURVIVED:
+                mutation = item.mutations[0]
+                where = f"{mutation.operator_name} {mutation.occurrence}, line {mutation.start_pos[0]}"
+                survivors.append(f"{where}\n{result.diff}")
+            else:
+                killed += 1  # a failed test, a timeout, or a mutant that cannot even be imported
+    return Score(module, mutants, tried, killed, survivors)
+
+
+def run_module(
+    tree: pathlib.Path, sessions: pathlib.Path, module: str, spec: dict[str, Any], settings: dict[str, Any]
+) -> Score:
+    config_file = sessions / f"{module}.toml"
+    session = sessions / f"{module}.sqlite"
+    config_file.write_text(cosmic_ray_config(module, spec, settings))
+    environment = dict(os.environ, PYTHONPATH=str(tree))  # every process imports the copy
+
+    def cosmic_ray(*arguments: str) -> None:
+        command = [sys.executable, "-m", "cosmic_ray.cli", *arguments]
+        subprocess.run(command, cwd=tree, env=environment, check=True)
+
+    cosmic_ray("init", str(config_file), str(session), "--force")
+    mutants = keep_sample(session, spec.get("sample"), f"{settings['seed']}:{module}")
+    cosmic_ray("baseline", str(config_file))  # fails if the tests fail unmutated
+    cosmic_ray("exec", str(config_file), str(session))
+    return score(module, session, mutants)
+
+
+def load_config() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    config = tomllib.loads(CONFIG.read_text())
+    return config["modules"], config["settings"]
+
+
+def main() -> int:
+    modules, settings = load_config()
+    parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n")[0])
+    parser.add_argument("--modules", default=",".join(modules), help="comma-separated, from modules.toml")
+    parser.add_argument("--all", action="store_true", help="every mutant, not the modules' samples")
+    parser.add_argument("--seed", type=int, default=20261201, help="for the samples")
+    parser.add_argument("--keep", type=pathlib.Path, help="folder for the sessions (default: a new one)")
+    arguments = parser.parse_args()
+    chosen = arguments.modules.split(",")
+    unknown = [module for module in chosen if module not in modules]
+    if unknown:
+        parser.error(f"not in {CONFIG.name}: {', '.join(unknown)}")
+    sessions = arguments.keep or pathlib.Path(tempfile.mkdtemp(prefix="refpool-mutation-"))
+    sessions.mkdir(parents=True, exist_ok=True)
+    scores = []
+    with tempfile.TemporaryDirectory(prefix="refpool-mutation-tree-") as folder:
+        tree = pathlib.Path(folder)
+        copy_tree(tree)
+        settings["seed"] = arguments.seed
+        for module in chosen:
+            spec = {"tests": modules[module]["tests"]} if arguments.all else modules[module]
+            scores.append(run_module(tree, sessions, module, spec, settings))
+            print(scores[-1].line(), flush=True)
+    for result in scores:
+        for survivor in result.survivors:
+            print(f"\nSURVIVED in {result.module}: {survivor}")
+    print(f"\nSessions in {sessions}")
+    for result in scores:
+        print(result.line())
+    killed, tried = sum(s.killed for s in scores), sum(s.tried for s in scores)
+    print(f"core: {killed}/{tried} killed, {100 * killed / max(tried, 1):.0f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
