@@ -4,17 +4,25 @@
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
 from collections.abc import Sequence
+from multiprocessing.connection import Connection
 from typing import Any
 
 import pytest
 
+from refpool import wire
+from refpool.claims import SharedClaimWord
 from refpool.errors import WorkerLostError
 from refpool.jobs import JobCache
 from refpool.lifecycle import TRANSITIONS, Lifecycle, PoolEvent, PoolState, PoolStateError, legal_events
-from refpool.messages import Outcome, WorkerGone
+from refpool.messages import Call, Outcome, WorkerGone
 from refpool.result_handler import ResultHandler
 from refpool.roster import Outgoing, ReadyTask, Roster, TaskKey
+from refpool.worker import ProcessPort, worker_loop
+
+from pool_helpers import square
 
 S, E = PoolState, PoolEvent
 
@@ -111,3 +119,53 @@ def test_a_task_ready_when_a_worker_dies_is_not_failed_with_its_last_outcome() -
     assert not any(isinstance(value, WorkerLostError) for _, _, value in cache.delivered)
     assert [task.key for task in roster.ready] == [(0, 1)]  # it waits for the replacement
     assert handle.sent == [(1, "wire(0, 0)")]  # nothing written to it after its one task
+
+
+# --- worker.worker_loop: a live worker whose pipes break ---------------------------------------
+
+
+def process_worker_pipes(tasks: int) -> tuple[Connection, Connection, Connection]:
+    """A process worker's inbox holding `tasks` calls of square, which the pool has then closed:
+    the worker's ends of its inbox and outbox, and the pool's end of its outbox."""
+    inbox, pool_inbox = multiprocessing.Pipe(duplex=False)
+    pool_outbox, outbox = multiprocessing.Pipe(duplex=False)
+    pickler = wire.Pickler()
+    for number in range(1, tasks + 1):
+        packed = wire.pack_task(0, number - 1, Call(square, (number,), {}), pickler)
+        wire.write_frames(pool_inbox.fileno(), wire.task_frame(number, packed))
+    pool_inbox.close()  # what is written stays readable; then the worker reads the end
+    return inbox, outbox, pool_outbox
+
+
+def test_a_worker_whose_outbox_breaks_stops_and_starts_no_other_task() -> None:
+    """The pool's end of the outbox is closed while two tasks wait in the inbox: the worker's
+    first reply fails with BrokenPipeError, and it ends quietly without claiming the second.
+    Kills the removal of `except (EOFError, OSError)` around the reply in _run_task, and of
+    `if ran is None: return True` in worker_loop."""
+    inbox, outbox, pool_outbox = process_worker_pipes(tasks=2)
+    pool_outbox.close()
+    claims = SharedClaimWord()
+    try:
+        assert worker_loop(ProcessPort(inbox, outbox, claims), None, (), None) is True
+        assert claims.started()[0] == 1  # the task whose reply broke; task 2 was never claimed
+    finally:
+        inbox.close()
+        outbox.close()
+        claims.close()
+
+
+def test_a_worker_whose_inbox_ends_stops_quietly() -> None:
+    """The pool closes a worker's inbox (it has gone away): the worker ends without an error.
+    Kills the removal of `except (EOFError, OSError)` around receive in worker_loop."""
+    inbox, outbox, pool_outbox = process_worker_pipes(tasks=1)
+    claims = SharedClaimWord()
+    try:
+        assert worker_loop(ProcessPort(inbox, outbox, claims), None, (), None) is True
+        [message] = wire.FrameReader().feed(os.read(pool_outbox.fileno(), 65536))
+        outcome = wire.unpack_outcome(message)
+        assert (outcome.job_id, outcome.position, outcome.success) == (0, 0, True)
+        assert wire.loads(outcome.payload) == 1  # it ran its one task, then read the end
+    finally:
+        for connection in (inbox, outbox, pool_outbox):
+            connection.close()
+        claims.close()
