@@ -1,0 +1,51 @@
+"""Checks the clause-by-mutant matrix found missing (tests/matrix/mutants_workers.py): each
+fails with a seeded mutant that every other check let through."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import refpool
+from refpool.messages import SHUTDOWN
+
+from pool_helpers import square
+from test_roster import filled, held, offer, sent, settle, task
+
+WAIT = 20  # seconds: a bound on every blocking call
+
+
+def test_no_task_reaches_a_worker_after_its_sentinel() -> None:
+    """SHUT-1: a task that comes back to `ready` once the pool is closing (here: from a worker
+    whose initializer raised before it started its only task) waits for a new worker; it is
+    not handed to the idle worker that has its sentinel already (that one would exit first)."""
+    roster = filled(processes=2, depth=2)
+    offer(roster, task(0, 0), task(0, 1))  # one each: worker 1 runs (0, 0), worker 2 (0, 1)
+    settle(roster, 1, (0, 0))
+    roster.begin_closing().send()
+    assert sent(roster, 1)[-1] is SHUTDOWN and held(roster, 2) == [(0, 1)]
+    first = roster.workers[1]
+    _, failed, handout = roster.remove_uninitialized(2, 1)
+    handout.send()
+    assert not failed
+    assert not first.held and sent(roster, 1)[-1] is SHUTDOWN
+    assert [t.key for t in roster.ready] == [(0, 1)]
+    with roster.cond:
+        assert roster.missing() == 1  # the worker handler starts one for it
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_worker_seen_gone_leaves_no_descriptor_while_the_pool_lives() -> None:
+    """SHUT-7: the pipes and claim word of each worker that exits are closed as it is seen
+    gone, not when the pool is joined: replacing 20 workers leaves as many descriptors open.
+    (Fork only: what is checked is the parent's bookkeeping, and forks start fastest.)"""
+    with refpool.Pool(1, maxtasksperchild=1, context=multiprocessing.get_context("fork")) as pool:
+        assert pool.map(square, range(2), chunksize=1) == [0, 1]
+        before = open_fds()
+        assert pool.map_async(square, range(20), chunksize=1).get(WAIT) == [x * x for x in range(20)]
+        # A replacement may be starting as the last result comes: a few descriptors, not 3 per worker.
+        assert open_fds() - before < 10
+    pool.join()
