@@ -33,6 +33,12 @@ def parser() -> argparse.ArgumentParser:
         "--fuzz-examples", type=int, default=30, metavar="N", help="differential fuzzing (0: none)"
     )
     conform.add_argument(
+        "--fuzz-db",
+        metavar="DIR|redis://HOST:PORT",
+        help="an example database the fuzzer replays first and saves divergences to: a directory, or a "
+        "Redis server shared by many machines (pip install 'refpool[redis]')",
+    )
+    conform.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="deadline of each check (HANG after)"
     )
     conform.add_argument("--jobs", type=int, default=2, metavar="N", help="checks run at once")
@@ -68,6 +74,11 @@ def conform(args: argparse.Namespace) -> int:
         except ValueError as error:
             print(f"refpool conform: {error}", file=sys.stderr)
             return 2
+    if args.fuzz_db is not None:
+        failure = fuzz_db_error(args.fuzz_db)
+        if failure:
+            print(f"refpool conform: {failure}", file=sys.stderr)
+            return 2
     try:
         target = parse(args.target)
         target.load()
@@ -88,7 +99,7 @@ def conform(args: argparse.Namespace) -> int:
     finish()
     fuzz = None
     if args.fuzz_examples > 0 and shard_index == 1:
-        fuzz = run_fuzzer(args.target, args.fuzz_examples)
+        fuzz = run_fuzzer(args.target, args.fuzz_examples, args.fuzz_db)
     report = Report(args.target, target.version, verdicts, fuzz)
     text = FORMATS[args.format](report)
     if args.output:
@@ -102,7 +113,20 @@ def conform(args: argparse.Namespace) -> int:
     return 0 if report.passed or args.report_only else 1
 
 
-def run_fuzzer(target: str, examples: int) -> dict[str, object]:
+def fuzz_db_error(value: str) -> str:
+    """Why --fuzz-db's value cannot be used, or "" if it can: checked before any clause runs."""
+    try:
+        from .conform.fuzz import example_database
+    except ImportError:
+        return ""  # no Hypothesis: the fuzzer is skipped, and says why
+    try:
+        example_database(value)
+    except ValueError as error:
+        return str(error)
+    return ""
+
+
+def run_fuzzer(target: str, examples: int, fuzz_db: str | None = None) -> dict[str, object]:
     try:
         import hypothesis  # noqa: F401  (the fuzzer is built on it; the pool itself needs nothing)
     except ImportError:
@@ -111,7 +135,7 @@ def run_fuzzer(target: str, examples: int) -> dict[str, object]:
     from .conform.fuzz import fuzz_in_subprocess
 
     print(f"fuzzing: {examples} examples against the model", file=sys.stderr, flush=True)
-    return fuzz_in_subprocess(target, examples, max(120.0, examples * 6.0)).as_dict()
+    return fuzz_in_subprocess(target, examples, max(120.0, examples * 6.0), fuzz_db=fuzz_db).as_dict()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,17 +9,29 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 import refpool
 
 from pool_helpers import MakePool
 
+
+def _fuzz_database() -> ExampleDatabase:
+    shared = os.environ.get("REFPOOL_FUZZ_DB")
+    if not shared:
+        return DirectoryBasedExampleDatabase(".hypothesis/fuzz")
+    from refpool.conform.fuzz import example_database  # only then: it imports the oracle
+
+    return example_database(shared)
+
+
 # Two profiles: "ci" (the default: every push, a few minutes in all, the same
-# examples each run) and "fuzz" (long runs at night, keeping what it finds in a
-# local example database). Select with REFPOOL_HYPOTHESIS_PROFILE=fuzz or
-# pytest --hypothesis-profile=fuzz. Registering "ci" replaces the profile that
-# Hypothesis loads by itself when CI=true (PITFALLS.md).
+# examples each run) and "fuzz" (long runs at night, keeping what it finds in an
+# example database: .hypothesis/fuzz, or REFPOOL_FUZZ_DB, a directory or
+# redis://HOST:PORT shared by many machines, as `refpool conform --fuzz-db`).
+# Select with REFPOOL_HYPOTHESIS_PROFILE=fuzz or pytest --hypothesis-profile=fuzz.
+# Registering "ci" replaces the profile that Hypothesis loads by itself when
+# CI=true (PITFALLS.md).
 settings.register_profile(
     "ci", deadline=None, max_examples=25, stateful_step_count=15, derandomize=True, database=None
 )
@@ -28,7 +40,7 @@ settings.register_profile(
     deadline=None,
     max_examples=int(os.environ.get("REFPOOL_FUZZ_EXAMPLES", "2000")),
     stateful_step_count=40,
-    database=DirectoryBasedExampleDatabase(".hypothesis/fuzz"),
+    database=_fuzz_database(),
 )
 settings.load_profile(os.environ.get("REFPOOL_HYPOTHESIS_PROFILE", "ci"))
 

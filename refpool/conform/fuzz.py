@@ -14,7 +14,16 @@ does not return in time is a divergence, not a hang of the fuzzer. Each step
 also writes the equivalent line of plain Python to an operation log, so the
 shrunk failing example becomes a short script that reproduces the divergence
 (`FuzzResult.script`). Shrinking is bounded in runs and seconds, and once a
-divergence was a timeout, later runs wait less for each call.
+divergence was a timeout, later runs wait less for each call. Hypothesis's
+shrinker can leave calls that do nothing for the divergence (three close() in
+a row), so a greedy pass then replays the example with each call, and each run
+of identical calls, left out, and keeps every deletion after which the target
+still diverges on the same clause (`drop_unneeded`).
+
+With an example database (`--fuzz-db DIR` or `--fuzz-db redis://HOST:PORT`),
+divergences are saved under a key made of the target's name, and every run
+replays them before it generates anything: a divergence one CI machine finds,
+every machine sharing the database finds again at once.
 
 A target can still take the process down (a crash, or a hang that holds the
 GIL), so `fuzz_in_subprocess` runs `python -m refpool.conform.fuzz TARGET`
@@ -26,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -35,12 +45,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+import unittest
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, cast
 
+import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
@@ -60,7 +74,10 @@ from .model import (
 from .registry import PoolFactory
 from .targets import TargetUnavailable, parse
 
-__all__ = ["FUZZ_MARK", "FuzzResult", "fuzz", "fuzz_in_subprocess", "main"]
+__all__ = [
+    "FUZZ_MARK", "Call", "FuzzResult", "drop_unneeded", "example_database", "fuzz", "fuzz_in_subprocess",
+    "main", "minimize",
+]  # fmt: skip
 
 FUZZ_MARK = "FUZZ "
 PROCESSES = 2
@@ -68,6 +85,9 @@ SLOW_TASK = 0.2  # seconds: a task that cannot have settled when get(GET_TOO_SOO
 GET_TOO_SOON = 0.05
 SHORT_STEPS = 5  # calls per example in the first fifth of the examples
 SHRINK_CALL_TIMEOUT = 2.0  # seconds per call once a divergence was a timeout (each shrink run waits)
+GENERATE = [Phase.generate, Phase.shrink]
+UNSEEDED = 0  # the seed of a run given none
+HYPOTHESIS_SHRINK_SHARE = 0.75  # of the shrink budget; the greedy pass has the rest, or what is left
 
 T = TypeVar("T")
 
@@ -119,12 +139,24 @@ class _ShrinkBudgetSpent(BaseException):
     """Stops Hypothesis's shrinking (a BaseException, so Hypothesis does not take it for a failure)."""
 
 
+@dataclass(frozen=True)
+class Call:
+    """One step of an example: a method of PoolMachine and its arguments, so it can be made again."""
+
+    method: str
+    arguments: tuple[tuple[str, Any], ...]
+
+    def make(self, machine: PoolMachine) -> None:
+        getattr(machine, self.method)(**dict(self.arguments))
+
+
 @dataclass
 class _Seen:
     clause: str
     message: str
     log: list[str]
     timed_out: bool
+    calls: list[Call]
 
 
 @dataclass
@@ -138,10 +170,15 @@ class _Run:
     progress: Callable[[str], None] | None
     extensions: bool = True  # check the "(refpool)" clauses too (SHUT-5 after terminate)
     runs: int = 0
-    stopped: bool = False  # the shrinking budget is spent
+    stopped: bool = False  # Hypothesis's share of the shrinking budget is spent
+    replaying: bool = False  # the greedy pass runs examples itself, on its own budget
     first_failure_run: int = 0
     first_failure_at: float = 0.0
     seen: list[_Seen] = field(default_factory=list)
+
+    def shrink_deadline(self, share: float = 1.0) -> float:
+        """When shrinking must stop (time.monotonic()): `share` of the budget after the first divergence."""
+        return self.first_failure_at + share * self.shrink_seconds
 
     def timeout(self) -> float:
         if any(s.timed_out for s in self.seen):
@@ -162,6 +199,24 @@ class _Pending:
     seen: list[Any] | None = None  # what its callback was called with (JOB-4)
 
 
+class _NotReplayable(Exception):
+    """A shortened example that cannot be made: it gets a job that it no longer submits."""
+
+
+RuleMethod = TypeVar("RuleMethod", bound=Callable[..., None])
+
+
+def recorded(method: RuleMethod) -> RuleMethod:
+    """A rule that notes itself in machine.calls, so that the greedy pass can replay the example."""
+
+    @functools.wraps(method)
+    def record(machine: PoolMachine, **arguments: Any) -> None:
+        machine.calls.append(Call(method.__name__, tuple(arguments.items())))
+        method(machine, **arguments)
+
+    return cast(RuleMethod, record)
+
+
 # Submissions to a pool that is not running are refused (LIFE-3); a few per
 # example check that, more would crowd out the steps that do something.
 submits = precondition(lambda self: self.model.state == "RUN" or self.refused_submits < 2)
@@ -178,18 +233,22 @@ class PoolMachine(RuleBasedStateMachine):
         super().__init__()
         run = self.run
         run.runs += 1
-        if run.stopped or (
-            run.seen
-            and (
-                run.runs - run.first_failure_run > run.max_shrinks
-                or time.monotonic() - run.first_failure_at > run.shrink_seconds
+        if not run.replaying and (
+            run.stopped
+            or (
+                run.seen
+                and (
+                    run.runs - run.first_failure_run > run.max_shrinks
+                    or time.monotonic() > run.shrink_deadline(HYPOTHESIS_SHRINK_SHARE)
+                )
             )
         ):
             run.stopped = True
             raise _ShrinkBudgetSpent
-        run.say(f"example {run.runs}")
+        run.say(f"replay {run.runs}" if run.replaying else f"example {run.runs}")
         self.model = ApiModel()
         self.log: list[str] = []
+        self.calls: list[Call] = []  # the steps so far, for the greedy pass to replay
         self.pending: list[_Pending] = []
         self.jobs = 0
         self.refused_submits = 0
@@ -200,6 +259,7 @@ class PoolMachine(RuleBasedStateMachine):
     # --- the caller's calls ---------------------------------------------
     @submits
     @rule(x=st.integers(0, 9), bad=bad_item)
+    @recorded
     def apply_async(self, x: int, bad: int | None) -> None:
         call = f"pool.apply_async(square_or_fail, {(x, bad)!r})"
         job = self._submit(call, lambda: self.pool.apply_async(square_or_fail, (x, bad)))
@@ -208,6 +268,7 @@ class PoolMachine(RuleBasedStateMachine):
 
     @submits
     @rule(x=st.integers(0, 9), bad=bad_item)
+    @recorded
     def apply_async_with_callback(self, x: int, bad: int | None) -> None:
         """JOB-4: the callback runs once, with the value, before get() returns."""
         seen: list[Any] = []
@@ -222,6 +283,7 @@ class PoolMachine(RuleBasedStateMachine):
 
     @submits
     @rule(xs=items, bad=bad_item, chunksize=chunksizes)
+    @recorded
     def map_async(self, xs: list[int], bad: int | None, chunksize: int | None) -> None:
         args = [(x, bad) for x in xs]
         call = f"pool.map_async(square_or_fail_pair, {args!r}{_chunks(chunksize)})"
@@ -232,6 +294,7 @@ class PoolMachine(RuleBasedStateMachine):
 
     @submits
     @rule(xs=items, bad=bad_item, chunksize=chunksizes)
+    @recorded
     def starmap_async(self, xs: list[int], bad: int | None, chunksize: int | None) -> None:
         args = [(x, bad) for x in xs]
         call = f"pool.starmap_async(square_or_fail, {args!r}{_chunks(chunksize)})"
@@ -242,16 +305,19 @@ class PoolMachine(RuleBasedStateMachine):
 
     @submits
     @rule(xs=items, bad=bad_item)
+    @recorded
     def imap(self, xs: list[int], bad: int | None) -> None:
         self._imap("imap", xs, bad, ordered=True)
 
     @submits
     @rule(xs=items, bad=bad_item)
+    @recorded
     def imap_unordered(self, xs: list[int], bad: int | None) -> None:
         self._imap("imap_unordered", xs, bad, ordered=False)
 
     @submits
     @rule()
+    @recorded
     def get_with_timeout(self) -> None:
         """JOB-2: get(timeout) raises multiprocessing.TimeoutError while the job is unsettled."""
         call = f"pool.apply_async(sleep_for, ({SLOW_TASK},))"
@@ -278,22 +344,31 @@ class PoolMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.pending))
     @rule(data=st.data())
     def get(self, data: st.DataObject) -> None:
-        index = data.draw(st.integers(0, len(self.pending) - 1), label="job")
+        self.get_job(data.draw(st.integers(0, len(self.pending) - 1), label="job"))
+
+    def get_job(self, index: int) -> None:
+        """The rule `get` once its job is drawn: what the greedy pass replays."""
+        if index >= len(self.pending):
+            raise _NotReplayable(f"get of job {index + 1} of {len(self.pending)}")
+        self.calls.append(Call("get_job", (("index", index),)))
         self._check_outcome(self.pending.pop(index))
 
     @ends
     @rule()
+    @recorded
     def close(self) -> None:
         clause = "LIFE-2" if self.model.state == "RUN" else "LIFE-4"
         self._lifecycle("close", self.pool.close, clause)
 
     @rule()  # always possible (LIFE-4), so that a step can always be taken
+    @recorded
     def terminate(self) -> None:
         clause = "LIFE-2" if self.model.state == "RUN" else "LIFE-4"
         self._lifecycle("terminate", self.pool.terminate, clause)
 
     @ends
     @rule()
+    @recorded
     def join(self) -> None:
         if self.model.state == "RUN":
             self._lifecycle("join", self.pool.join, "LIFE-3")
@@ -336,7 +411,7 @@ class PoolMachine(RuleBasedStateMachine):
         if not run.seen:
             run.first_failure_run = run.runs
             run.first_failure_at = time.monotonic()
-        run.seen.append(_Seen(clause, message, list(self.log), timed_out))
+        run.seen.append(_Seen(clause, message, list(self.log), timed_out, list(self.calls)))
         raise Divergence(clause, message, timed_out)
 
     def _bounded(self, what: str, clause: str, call: Callable[[], T], timeout: float | None = None) -> T:
@@ -579,6 +654,164 @@ def render_script(reference: str, seen: _Seen, call_timeout: float) -> str:
     return "\n".join(lines)
 
 
+# --- the greedy pass: no call the divergence does not need ---------------------
+
+
+def drop_unneeded(
+    calls: Sequence[T], still_diverges: Callable[[list[T]], bool], out_of_time: Callable[[], bool]
+) -> list[T]:
+    """The calls with every call, then every run of identical calls, left out that still_diverges
+    allows; repeated until nothing more can go (one deletion can make another possible) or time is out.
+
+    Hypothesis shrinks the choices behind an example, and can stop where leaving out one
+    call would change what the others draw; this deletes calls themselves.
+    """
+    kept = list(calls)
+    while not out_of_time():
+        before = kept
+        position = 0
+        while position < len(kept) and not out_of_time():
+            shorter = kept[:position] + kept[position + 1 :]
+            if still_diverges(shorter):
+                kept = shorter  # the next call has moved to this position
+            else:
+                position += 1
+        # Identical calls that are needed one by one may not be needed all together
+        # (an even number of them, say).
+        for start, end in _identical_runs(kept):
+            if out_of_time():
+                break
+            shorter = kept[:start] + kept[end:]
+            if still_diverges(shorter):
+                kept = shorter
+                break  # the positions after it have moved: look again from the start
+        if kept == before:
+            break
+    return kept
+
+
+def _identical_runs(calls: Sequence[T]) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of two or more equal calls in a row."""
+    start = 0
+    while start < len(calls):
+        end = start + 1
+        while end < len(calls) and calls[end] == calls[start]:
+            end += 1
+        if end - start > 1:
+            yield start, end
+        start = end
+
+
+def _drop_unneeded_calls(machine: type[PoolMachine], seen: _Seen) -> _Seen:
+    """The greedy pass on the shrunk divergence: the same clause, with only the calls it needs.
+
+    Each try makes the shorter example on a new pool beside a new model (_replay). It
+    runs in what is left of the shrinking budget, or a quarter of it if less is left.
+    """
+    run = machine.run
+    least = run.shrink_seconds * (1 - HYPOTHESIS_SHRINK_SHARE)
+    deadline = max(run.shrink_deadline(), time.monotonic() + least)
+    shortest = seen
+
+    def still_diverges(calls: list[Call]) -> bool:
+        nonlocal shortest
+        again = _replay(machine, calls)
+        if again is None or again.clause != seen.clause:
+            return False
+        shortest = again
+        return True
+
+    replaying, run.replaying = run.replaying, True
+    run.say("leaving out calls the divergence does not need")
+    try:
+        drop_unneeded(seen.calls, still_diverges, lambda: time.monotonic() > deadline)
+    finally:
+        run.replaying = replaying
+    return shortest
+
+
+def _replay(machine: type[PoolMachine], calls: list[Call]) -> _Seen | None:
+    """The divergence the calls show on a new pool beside a new model, or None."""
+    run = machine.run
+    found = len(run.seen)
+    try:
+        replay = machine()
+        try:
+            for call in calls:
+                call.make(replay)
+        except _NotReplayable:
+            replay.diverged = True  # not a divergence: let go of the pool without checking it
+            return None
+        finally:
+            replay.teardown()
+    except Divergence:
+        pass
+    return run.seen[-1] if len(run.seen) > found else None
+
+
+# --- the example database -----------------------------------------------------
+
+
+def example_database(value: str) -> ExampleDatabase:
+    """--fuzz-db's value: a directory, or redis://HOST:PORT (Hypothesis's Redis database,
+    `pip install 'refpool[redis]'`). ValueError naming the value if it cannot be used,
+    so that a bad value stops the run before any check, not after the whole run."""
+    if "://" not in value:
+        if os.path.exists(value) and not os.path.isdir(value):
+            raise ValueError(f"--fuzz-db {value!r} is a file; give a directory or redis://HOST:PORT")
+        return DirectoryBasedExampleDatabase(value)
+    address = urllib.parse.urlsplit(value)
+    if address.scheme != "redis":
+        raise ValueError(
+            f"--fuzz-db {value!r}: unknown scheme {address.scheme!r}; give a directory or redis://HOST:PORT"
+        )
+    try:
+        port = address.port
+    except ValueError:
+        port = None
+    if not address.hostname or port is None:
+        raise ValueError(f"--fuzz-db {value!r}: a Redis database is given as redis://HOST:PORT")
+    try:
+        import redis
+        from hypothesis.extra.redis import RedisExampleDatabase
+    except ImportError as error:
+        raise ValueError(
+            f"--fuzz-db {value!r} needs the redis package: pip install 'refpool[redis]'"
+        ) from error
+    client = redis.Redis(host=address.hostname, port=port, socket_connect_timeout=5, socket_timeout=30)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise ValueError(f"--fuzz-db {value!r}: no Redis server answers there ({error})") from error
+    return RedisExampleDatabase(client)
+
+
+class TargetExamples(ExampleDatabase):
+    """One target's part of a shared example database: every key is prefixed with the target.
+
+    Hypothesis's key is the same for every target (it is derived from the fuzzer's
+    code), and when it replays an example that no longer fails it deletes it: without
+    the prefix, fuzzing one target would delete the divergences another target saved.
+    """
+
+    def __init__(self, shared: ExampleDatabase, target: str) -> None:
+        super().__init__()
+        self.shared = shared
+        self.prefix = f"refpool-fuzz {target} ".encode()
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.shared.save(self.prefix + key, value)
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        return self.shared.fetch(self.prefix + key)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        self.shared.delete(self.prefix + key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.shared.move(self.prefix + src, self.prefix + dest, value)
+
+
 # --- running it ---------------------------------------------------------------
 
 
@@ -593,13 +826,16 @@ def fuzz(
     max_shrinks: int = 200,
     progress: Callable[[str], None] | None = None,
     extensions: bool = True,
+    fuzz_db: str | None = None,
 ) -> FuzzResult:
     """Run up to `examples` call sequences of up to `steps` calls on the target beside the model.
 
-    Derandomized (the same examples each run) unless a seed is given. The first
+    The same examples each run (seed 0) unless another seed is given. The first
     divergence is shrunk for at most `shrink_seconds` and `max_shrinks` runs.
     With extensions=False, jobs that terminate() leaves unsettled are not held
     against the target (SHUT-5 is a refpool extension; CPython leaves them).
+    With fuzz_db (a directory or redis://HOST:PORT, see example_database), the
+    divergences saved there for this target are replayed first, and new ones saved.
     """
     started = time.monotonic()
     try:
@@ -607,60 +843,97 @@ def fuzz(
         factory = target.load()
     except TargetUnavailable as error:
         return FuzzResult(target_spec, "SKIP", 0, False, "", str(error), "", time.monotonic() - started)
+    database = None if fuzz_db is None else TargetExamples(example_database(fuzz_db), target_spec)
     run = _Run(factory, call_timeout, shrink_seconds, max_shrinks, progress, extensions)
-    machine = type("PoolMachine", (PoolMachine,), {"run": run})
-    import hypothesis.core
+    machine = _machine_for(run)
 
-    # What pytest's --hypothesis-seed sets: run_state_machine_as_test takes no seed of its own.
-    forced = getattr(hypothesis.core, "global_force_seed", None)
-    setattr(hypothesis.core, "global_force_seed", seed)  # noqa: B010
+    # Hypothesis keys the database by a digest of the source of what it is given. A
+    # function's source is found the same way on every Python; a class made by type()
+    # is not (3.13 no longer finds one), and the key must be the same on every machine.
+    def new_machine() -> PoolMachine:
+        return machine()
+
+    # @seed, not derandomize (which Hypothesis refuses beside a database) nor pytest's
+    # global seed (with which it uses none): the same examples each run, database or not.
+    hypothesis.seed(UNSEEDED if seed is None else seed)(new_machine)
     flaky = False
-    # Short sequences first: most divergences show in a few calls, and a short
-    # failing example shrinks in a few runs even when each run waits on a timeout.
+    # The saved divergences first, with the longest steps, so that each is replayed whole.
+    # Then short sequences: most divergences show in a few calls, and a short failing
+    # example shrinks in a few runs even when each run waits on a timeout.
     short = min(examples, max(1, examples // 5))
-    try:
-        for count, length in ((short, min(steps, SHORT_STEPS)), (examples - short, steps)):
-            if count <= 0 or run.seen:
-                continue
-            options = settings(
-                max_examples=count,
-                stateful_step_count=length,
-                deadline=None,
-                database=None,
-                derandomize=seed is None,
-                phases=[Phase.generate, Phase.shrink],
-                report_multiple_bugs=False,
-                suppress_health_check=list(HealthCheck),
-                verbosity=Verbosity.quiet,
-                print_blob=False,
-            )
-            try:
-                # cast: older Hypothesis releases leave this function untyped.
-                cast(Callable[..., None], run_state_machine_as_test)(machine, settings=options)
-            except (Divergence, _ShrinkBudgetSpent):
-                pass
-            except Flaky:
-                flaky = not run.stopped  # a replay stopped by the budget is not the target's flakiness
-            except Exception:
-                if not run.seen:
-                    raise  # a bug of the fuzzer, not a divergence of the target
-                flaky = not run.stopped
-    finally:
-        setattr(hypothesis.core, "global_force_seed", forced)  # noqa: B010
-    seconds = time.monotonic() - started
+    passes = [(max(1, examples), steps, [Phase.reuse, Phase.shrink])] if database is not None else []
+    passes += [(short, min(steps, SHORT_STEPS), GENERATE), (examples - short, steps, GENERATE)]
+    for count, length, phases in passes:
+        if count <= 0 or run.seen:
+            continue
+        options = settings(
+            max_examples=count,
+            stateful_step_count=length,
+            deadline=None,
+            database=database,
+            phases=phases,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+            verbosity=Verbosity.quiet,
+            print_blob=False,
+        )
+        try:
+            # cast: older Hypothesis releases leave this function untyped.
+            cast(Callable[..., None], run_state_machine_as_test)(new_machine, settings=options)
+        except (Divergence, _ShrinkBudgetSpent):
+            pass
+        except unittest.SkipTest:  # Hypothesis ran no example: the database held none for the target
+            pass
+        except Flaky:
+            flaky = not run.stopped  # a replay stopped by the budget is not the target's flakiness
+        except Exception:
+            if not run.seen:
+                raise  # a bug of the fuzzer, not a divergence of the target
+            flaky = not run.stopped
     if not run.seen:
-        return FuzzResult(target_spec, "PASS", run.runs, False, "", "", "", seconds)
+        return FuzzResult(target_spec, "PASS", run.runs, False, "", "", "", time.monotonic() - started)
     best = min(reversed(run.seen), key=lambda s: (len(s.log), len("\n".join(s.log))))
+    return _failed(target_spec, target.reference, run, _drop_unneeded_calls(machine, best), started, flaky)
+
+
+def minimize(
+    target_spec: str, calls: Sequence[Call], call_timeout: float = 10, *, shrink_seconds: float = 60
+) -> FuzzResult:
+    """The divergence `calls` show on the target, with every call it does not need left out
+    (the greedy pass alone, on an example given rather than found); PASS if they show none."""
+    started = time.monotonic()
+    try:
+        target = parse(target_spec)
+        factory = target.load()
+    except TargetUnavailable as error:
+        return FuzzResult(target_spec, "SKIP", 0, False, "", str(error), "", time.monotonic() - started)
+    run = _Run(factory, call_timeout, shrink_seconds, 0, None)
+    machine = _machine_for(run)
+    run.replaying = True
+    seen = _replay(machine, list(calls))
+    if seen is None:
+        return FuzzResult(target_spec, "PASS", 1, False, "", "", "", time.monotonic() - started)
+    return _failed(target_spec, target.reference, run, _drop_unneeded_calls(machine, seen), started)
+
+
+def _machine_for(run: _Run) -> type[PoolMachine]:
+    """PoolMachine for one run: Hypothesis makes machines with no arguments, so the run is on the class."""
+    return cast(type[PoolMachine], type("PoolMachine", (PoolMachine,), {"run": run}))
+
+
+def _failed(
+    target_spec: str, reference: str, run: _Run, seen: _Seen, started: float, flaky: bool = False
+) -> FuzzResult:
     return FuzzResult(
         target_spec,
         "FAIL",
         run.first_failure_run,
         True,
-        best.clause,
-        best.message,
-        render_script(target.reference, best, call_timeout),
-        seconds,
-        extension=is_extension(best.clause),
+        seen.clause,
+        seen.message,
+        render_script(reference, seen, run.call_timeout),
+        time.monotonic() - started,
+        extension=is_extension(seen.clause),
         flaky=flaky,
         shrink_runs=run.runs - run.first_failure_run,
     )
@@ -685,6 +958,7 @@ def fuzz_in_subprocess(
     call_timeout: float = 10,
     seed: int | None = None,
     shrink_seconds: float | None = None,
+    fuzz_db: str | None = None,
 ) -> FuzzResult:
     """fuzz() in `python -m refpool.conform.fuzz`, in a session of its own, ended at `deadline` seconds."""
     started = time.monotonic()
@@ -693,6 +967,8 @@ def fuzz_in_subprocess(
                "--timeout", str(call_timeout), "--shrink-seconds", str(shrink)]  # fmt: skip
     if seed is not None:
         command += ["--seed", str(seed)]
+    if fuzz_db is not None:
+        command += ["--fuzz-db", fuzz_db]
     # Files, not pipes: a leftover worker holding a pipe open must not keep us waiting.
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(
@@ -749,7 +1025,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--shrink-seconds", type=float, default=60)
     parser.add_argument("--no-extensions", action="store_true", help="do not check SHUT-5 after terminate()")
+    parser.add_argument(
+        "--fuzz-db",
+        metavar="DIR|redis://HOST:PORT",
+        help="replay the divergences saved here first; save new ones",
+    )
     args = parser.parse_args(argv)
+    if args.fuzz_db is not None:
+        try:
+            example_database(args.fuzz_db)
+        except ValueError as error:
+            parser.error(str(error))
 
     def progress(what: str) -> None:
         print(f"step: {what}", file=sys.stderr, flush=True)
@@ -758,7 +1044,7 @@ def main(argv: list[str] | None = None) -> None:
         result = fuzz(
             args.target, args.examples, args.timeout, args.seed,
             steps=args.steps, shrink_seconds=args.shrink_seconds, progress=progress,
-            extensions=not args.no_extensions,
+            extensions=not args.no_extensions, fuzz_db=args.fuzz_db,
         )  # fmt: skip
     except Exception as error:  # the fuzzer's own failure: say so rather than crash without a line
         result = FuzzResult(args.target, "CRASH", 0, True, "", f"the fuzzer failed: {error!r}", "", 0.0)

@@ -2,7 +2,8 @@
 
 Each broken pool (broken_pools.py) must be caught, named by the clause it
 breaks (LIFE-3, API-2, SHUT-4), and the reproducer script must fail against
-it and pass against refpool's ThreadPool.
+it and pass against refpool's ThreadPool. The greedy pass after Hypothesis's
+shrinking leaves no call the divergence does not need, and never one it needs.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import os
 import pathlib
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
-from refpool.conform.fuzz import FuzzResult, fuzz, fuzz_in_subprocess
+from refpool.conform.fuzz import Call, FuzzResult, drop_unneeded, fuzz, fuzz_in_subprocess, minimize
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 HERE = pathlib.Path(__file__).resolve().parent
@@ -62,6 +66,7 @@ def test_a_broken_pool_is_caught_and_reproduced(target: str, clause: str, call_t
     assert result.message.startswith(f"{clause}: ")
     assert not result.extension
     assert result.script.count("\n") < 40, result.script  # shrunk to a short script
+    assert "pool.close()\npool.close()" not in result.script, result.script
 
     failing = run_script(result.script)
     assert failing.returncode != 0, failing.stdout + failing.stderr
@@ -112,3 +117,100 @@ def test_the_fuzzer_labels_extensions_as_the_spec_marks_them() -> None:
     assert len(marked) > 20
     assert {clause for clause in CHECKS if is_extension(clause)} == marked & set(CHECKS)
     assert not is_extension("NOT-A-CLAUSE")
+
+
+# --- the greedy pass ------------------------------------------------------------
+
+
+def script_calls(script: str) -> list[str]:
+    """The lines of a reproducer between making the pool and the divergence."""
+    lines = script.splitlines()
+    return lines[lines.index("pool = make_pool(2)") + 1 : next(
+        n for n, line in enumerate(lines) if line.startswith("# ^ here")
+    )]  # fmt: skip
+
+
+CLOSE = Call("close", ())
+
+
+def apply_async(x: int) -> Call:
+    return Call("apply_async", (("x", x), ("bad", None)))
+
+
+@pytest.mark.timeout(60)
+def test_the_greedy_pass_leaves_only_the_calls_the_divergence_needs() -> None:
+    """Three close() in a row and calls that play no part, as Hypothesis can leave them."""
+    calls = [apply_async(3), CLOSE, CLOSE, CLOSE, apply_async(2), Call("get_job", (("index", 0),))]
+    result = minimize("broken_pools:IgnoresClose", calls)
+    assert result.status == "FAIL", result.message
+    assert script_calls(result.script) == [
+        "pool.close()",
+        "with refused('Pool not running'):",
+        "    pool.apply_async(square_or_fail, (2, None))",
+    ]
+    # Each call left is needed: without either one, the pool does what the spec says.
+    for needed in ([CLOSE], [apply_async(2)]):
+        assert minimize("broken_pools:IgnoresClose", needed).status == "PASS"
+    failing = run_script(result.script)
+    assert failing.returncode != 0 and "AssertionError" in failing.stderr, failing.stderr
+
+
+def test_one_deletion_can_make_another_possible() -> None:
+    """Repeated to a fixed point: "a" can go only once "c" has gone (one pass would keep it)."""
+
+    def diverges(calls: list[str]) -> bool:
+        return "b" in calls and ("a" in calls or "c" not in calls)
+
+    assert drop_unneeded(["a", "b", "c"], diverges, lambda: False) == ["b"]
+
+
+def test_identical_calls_needed_one_by_one_can_go_together() -> None:
+    """Leaving out one of two equal calls loses the divergence; leaving out both keeps it."""
+
+    def diverges(calls: list[str]) -> bool:
+        return calls.count("close") % 2 == 0 and "submit" in calls
+
+    assert drop_unneeded(["join", "close", "close", "submit"], diverges, lambda: False) == ["submit"]
+
+
+def test_out_of_time_the_pass_tries_nothing() -> None:
+    def diverges(calls: list[str]) -> bool:
+        raise AssertionError("no replay once the budget is spent")
+
+    assert drop_unneeded(["close", "close"], diverges, lambda: True) == ["close", "close"]
+
+
+@given(
+    calls=st.lists(st.sampled_from("abcd"), max_size=8),
+    diverges=st.functions(like=lambda calls: True, returns=st.booleans(), pure=True),
+)
+def test_the_pass_keeps_the_divergence_and_only_needed_calls(calls: list[str], diverges: Any) -> None:
+    """Whatever decides whether a script diverges: the result still diverges, is the input with
+    calls left out, and leaving out any one call or any run of identical calls loses the divergence."""
+    assume(diverges(tuple(calls)))
+    kept = drop_unneeded(calls, lambda shorter: bool(diverges(tuple(shorter))), lambda: False)
+    assert diverges(tuple(kept))
+    remaining = iter(calls)
+    assert all(call in remaining for call in kept)  # a subsequence of the input
+    for position in range(len(kept)):
+        assert not diverges(tuple(kept[:position] + kept[position + 1 :])), (kept, position)
+    for start in range(len(kept)):
+        end = start
+        while end < len(kept) and kept[end] == kept[start]:
+            end += 1
+        if end - start > 1:
+            assert not diverges(tuple(kept[:start] + kept[end:])), (kept, start, end)
+
+
+@given(
+    needed=st.lists(st.sampled_from("abcd"), max_size=4), extra=st.lists(st.sampled_from("abcd"), max_size=6)
+)
+def test_a_needed_call_is_never_left_out(needed: list[str], extra: list[str]) -> None:
+    """When the divergence needs a sequence of calls, exactly those remain, however many others."""
+    calls = [*extra[: len(extra) // 2], *needed, *extra[len(extra) // 2 :]]
+
+    def diverges(shorter: list[str]) -> bool:
+        remaining = iter(shorter)
+        return all(call in remaining for call in needed)
+
+    assert drop_unneeded(calls, diverges, lambda: False) == needed
