@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from refpool import wire
+from refpool.chunking import check_chunksize, chunk_bounds, count_chunks
 from refpool.claims import SharedClaimWord
 from refpool.errors import WorkerLostError
 from refpool.jobs import JobCache
@@ -50,6 +51,24 @@ def test_an_event_is_legal_exactly_when_firing_it_succeeds(state: PoolState, eve
         with pytest.raises(PoolStateError):
             lifecycle.fire(event)
         assert lifecycle.state is state
+
+
+# --- chunking: chunk_bounds was checked by CrossHair alone, and a chunksize of 1 by nothing -----
+
+
+def test_the_chunks_of_a_map_tile_its_input_in_order() -> None:
+    """Kills `index * chunksize` -> `index // chunksize` and `start + chunksize` ->
+    `start * chunksize` in chunk_bounds."""
+    for length in range(13):
+        for chunksize in range(1, 5):
+            count = count_chunks(length, chunksize)
+            chunks = [chunk_bounds(index, chunksize, length) for index in range(count)]
+            assert [i for start, stop in chunks for i in range(start, stop)] == list(range(length))
+
+
+def test_a_chunksize_of_one_is_accepted() -> None:
+    """Kills `chunksize < 1` -> `chunksize <= 1` in check_chunksize."""
+    assert check_chunksize(1) == 1
 
 
 # --- result_handler._handle: a dead worker is marked before its last outcomes are settled ------

@@ -2,6 +2,7 @@
 
     pip install -e '.[test,mutation]'
     nice -n 10 python -m tests.mutation [--modules lifecycle,chunking] [--all] [--seed N] [--keep DIR]
+    nice -n 10 python -m tests.mutation --retry DIR --keep DIR2  # only what survived in DIR
 
 cosmic-ray rewrites the module it mutates in place, so this never runs in the
 repository: it copies the committed tree (HEAD) to a temporary folder, and
@@ -11,7 +12,9 @@ if the module has one (the others are marked skipped), checks that its tests
 pass unmutated (`cosmic-ray baseline`) and runs `cosmic-ray exec` with one
 local worker. It prints each module's score and every surviving mutant as a
 diff; the sessions stay in --keep DIR (default: a new temporary folder), where
-`cr-report DIR/MODULE.sqlite` shows them again.
+`cr-report DIR/MODULE.sqlite` shows them again. With --retry DIR, each module
+tries only the mutants that survived in DIR's session of it: after tests were
+added to kill them, this shows which still survive.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cosmic_ray.work_db import WorkDB, use_db
-from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkItem, WorkResult
 
 from tests.matrix.mutant import copy_tree
 
@@ -81,6 +84,28 @@ def keep_sample(session: pathlib.Path, size: int | None, seed: str) -> int:
         return len(job_ids)
 
 
+def keep_survivors(session: pathlib.Path, earlier: pathlib.Path) -> int:
+    """Mark skipped every mutant that did not survive in the earlier session of the module;
+    returns how many the session holds in all."""
+    with use_db(str(earlier), WorkDB.Mode.open) as db:
+        survived = {
+            _identity(item)
+            for item, result in db.completed_work_items
+            if result.test_outcome is TestOutcome.SURVIVED
+        }
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        items = list(db.work_items)
+        skipped = [item.job_id for item in items if _identity(item) not in survived]
+        db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+        return len(items)
+
+
+def _identity(item: WorkItem) -> tuple[str, str, int]:
+    """What names a mutant from one session to the next (job ids are random)."""
+    mutation = item.mutations[0]
+    return str(mutation.module_path), mutation.operator_name, mutation.occurrence
+
+
 def score(module: str, session: pathlib.Path, mutants: int) -> Score:
     killed, tried, survivors = 0, 0, []
     with use_db(str(session), WorkDB.Mode.open) as db:
@@ -98,7 +123,12 @@ def score(module: str, session: pathlib.Path, mutants: int) -> Score:
 
 
 def run_module(
-    tree: pathlib.Path, sessions: pathlib.Path, module: str, spec: dict[str, Any], settings: dict[str, Any]
+    tree: pathlib.Path,
+    sessions: pathlib.Path,
+    module: str,
+    spec: dict[str, Any],
+    settings: dict[str, Any],
+    earlier: pathlib.Path | None,
 ) -> Score:
     config_file = sessions / f"{module}.toml"
     session = sessions / f"{module}.sqlite"
@@ -110,7 +140,10 @@ def run_module(
         subprocess.run(command, cwd=tree, env=environment, check=True)
 
     cosmic_ray("init", str(config_file), str(session), "--force")
-    mutants = keep_sample(session, spec.get("sample"), f"{settings['seed']}:{module}")
+    if earlier is None:
+        mutants = keep_sample(session, spec.get("sample"), f"{settings['seed']}:{module}")
+    else:
+        mutants = keep_survivors(session, earlier / f"{module}.sqlite")
     cosmic_ray("baseline", str(config_file))  # fails if the tests fail unmutated
     cosmic_ray("exec", str(config_file), str(session))
     return score(module, session, mutants)
@@ -128,6 +161,7 @@ def main() -> int:
     parser.add_argument("--all", action="store_true", help="every mutant, not the modules' samples")
     parser.add_argument("--seed", type=int, default=20261201, help="for the samples")
     parser.add_argument("--keep", type=pathlib.Path, help="folder for the sessions (default: a new one)")
+    parser.add_argument("--retry", type=pathlib.Path, help="a --keep folder: try only what survived there")
     arguments = parser.parse_args()
     chosen = arguments.modules.split(",")
     unknown = [module for module in chosen if module not in modules]
@@ -142,7 +176,7 @@ def main() -> int:
         settings["seed"] = arguments.seed
         for module in chosen:
             spec = {"tests": modules[module]["tests"]} if arguments.all else modules[module]
-            scores.append(run_module(tree, sessions, module, spec, settings))
+            scores.append(run_module(tree, sessions, module, spec, settings, arguments.retry))
             print(scores[-1].line(), flush=True)
     for result in scores:
         for survivor in result.survivors:
