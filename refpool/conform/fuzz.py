@@ -959,6 +959,7 @@ def fuzz_in_subprocess(
     seed: int | None = None,
     shrink_seconds: float | None = None,
     fuzz_db: str | None = None,
+    extensions: bool = True,
 ) -> FuzzResult:
     """fuzz() in `python -m refpool.conform.fuzz`, in a session of its own, ended at `deadline` seconds."""
     started = time.monotonic()
@@ -969,6 +970,8 @@ def fuzz_in_subprocess(
         command += ["--seed", str(seed)]
     if fuzz_db is not None:
         command += ["--fuzz-db", fuzz_db]
+    if not extensions:
+        command.append("--no-extensions")
     # Files, not pipes: a leftover worker holding a pipe open must not keep us waiting.
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(
