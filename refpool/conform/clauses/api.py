@@ -29,6 +29,7 @@ from .common import (
     running,
     short,
     stop,
+    timed_out,
     value_of,
     wait_until,
     within,
@@ -177,10 +178,8 @@ def _refused_at_submission(
     try:
         result = job.get(1) if submit == "map_async" else list(job)
         got = f"returned {short(result)}"
-    except multiprocessing.TimeoutError:
-        got = "never settled"
     except Exception as error:
-        got = f"failed later with {describe(error)}"
+        got = "never settled" if timed_out(error) else f"failed later with {describe(error)}"
     raise Broken(f"{what} was accepted and {got}, instead of raising {kind.__name__}")
 
 
@@ -220,9 +219,15 @@ def api_4(make_pool: PoolFactory) -> None:
             step(f"imap.next({SHORT}) while its first item is held")
             try:
                 early = ordered.next(SHORT)
-                raise Broken(f"imap yielded {early!r} while its first item was still running")
             except multiprocessing.TimeoutError:
                 pass
+            except Exception as wrong:
+                raise Broken(
+                    f"imap.next({SHORT}) while its first item was held raised {describe(wrong)}, "
+                    "not multiprocessing.TimeoutError"
+                ) from None
+            else:
+                raise Broken(f"imap yielded {early!r} while its first item was still running")
             gate.open()
             got = [next_of(ordered, "imap after the gate opened") for _ in range(3)]
             require(

@@ -106,10 +106,17 @@ def job_2(make_pool: PoolFactory) -> None:
                 job.wait(SHORT)
                 require(time.monotonic() - started >= SHORT * 0.9, f"{submit}: wait({SHORT}) returned early")
                 try:
-                    job.successful()
-                    raise Broken(f"{submit}: successful() did not raise ValueError on a job not ready")
+                    early = job.successful()
                 except ValueError:
                     pass
+                except Exception as wrong:
+                    raise Broken(
+                        f"{submit}: successful() on a job not ready raised {describe(wrong)}, not ValueError"
+                    ) from None
+                else:
+                    raise Broken(
+                        f"{submit}: successful() on a job not ready returned {early!r}, not ValueError"
+                    )
                 gate.open()
                 step(f"{submit}: wait({WAIT:g}) after the gate opened")
                 job.wait(WAIT)
