@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from pathlib import Path
+
+import pytest
+from test_buffered import CountingInput
 
 import refpool
 from refpool.messages import SHUTDOWN
 
-from pool_helpers import square
+from pool_helpers import square, wait_for_file
 from test_roster import filled, held, offer, sent, settle, task
 
 WAIT = 20  # seconds: a bound on every blocking call
@@ -49,3 +53,22 @@ def test_a_worker_seen_gone_leaves_no_descriptor_while_the_pool_lives() -> None:
         # A replacement may be starting as the last result comes: a few descriptors, not 3 per worker.
         assert open_fds() - before < 10
     pool.join()
+
+
+def test_a_buffered_next_that_times_out_draws_nothing(tmp_path: Path) -> None:
+    """BUF-1: a slot is freed when the caller takes a result, never while it waits: a
+    `next(timeout)` that times out has taken nothing, so nothing more is drawn. (The checks
+    that count draws after each result taken cannot tell a draw made before the take.)"""
+    gate = tmp_path / "gate"
+    source = CountingInput()
+    with refpool.ThreadPool(1) as pool:  # the feed is the same for every pool; threads start fastest
+        try:
+            results = pool.imap(wait_for_file, (str(gate) for _ in source), buffersize=1)
+            for _ in range(3):
+                with pytest.raises(multiprocessing.TimeoutError):
+                    results.next(timeout=0.05)
+            assert source.drawn == 1
+        finally:
+            gate.touch()  # the running task ends: a thread cannot be stopped
+        assert results.next(timeout=WAIT) == str(gate)
+        assert source.drawn == 2

@@ -237,6 +237,7 @@ WORKERS: tuple[Mutant, ...] = (
         replace="",
         why="a worker waiting for its next task still references the last one, its function and arguments",
         oracle=("SHUT-8",),
+        target="refpool-threads",  # a thread worker's task is the caller's own objects: the oracle sees them
     ),
     Mutant(
         "pool-not-watched",
@@ -268,7 +269,7 @@ WORKERS: tuple[Mutant, ...] = (
             "# StopIteration, TimeoutError: nothing taken\n"
         ),
         why="the consumer frees a slot before it has a result: the pool draws buffersize + 1 while it waits",
-        tests=("tests/test_buffered.py",),
+        tests=("tests/test_buffered.py", "tests/test_matrix_holes_workers.py"),
         oracle=("BUF-1",),
         model_bugs=("explorer:refill_before_take", "spin:BUG_REFILL_BEFORE_TAKE"),
     ),
