@@ -59,7 +59,7 @@ import struct
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.reduction import DupFd
 from queue import Empty, SimpleQueue
 from typing import Any, Final
@@ -131,13 +131,17 @@ class ThreadInbox:
     def started(self) -> tuple[int, int]:
         raise NotImplementedError("a thread worker's task cannot be stopped, so it is never timed (TIME-4)")
 
-    def wait(self) -> None:
-        """Sleep until something is put; rings left from what was taken already are dropped
-        first, so that a worker with nothing wakes only for something new."""
+    def wait(self, stopped: Callable[[], bool]) -> None:
+        """Sleep until something is put or `stopped()` holds; rings left from what was taken
+        already are dropped first, so that a worker with nothing wakes only for something new.
+
+        `stopped` is asked after the drop: the ring of a kill that came between the worker's
+        last look and this call is among those dropped, and only the kill's flag is left to
+        say that it came (with the flag asked before, terminate() could wait for ever)."""
         with contextlib.suppress(Empty):
             while True:
                 self._doorbell.get_nowait()
-        if not self._items:
+        if not self._items and not stopped():
             self._doorbell.get()
 
     def ring(self) -> None:

@@ -255,7 +255,7 @@ class ThreadPort:
                 received = self._inbox.take()
             if received is not None:
                 return received  # type: ignore[no-any-return]
-            self._inbox.wait()
+            self._inbox.wait(self._killed.is_set)
         return SHUTDOWN
 
     def claim(self, number: int) -> bool:
