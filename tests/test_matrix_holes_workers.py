@@ -13,7 +13,7 @@ from test_buffered import CountingInput
 import refpool
 from refpool.messages import SHUTDOWN
 
-from pool_helpers import square, wait_for_file
+from pool_helpers import failing_initializer, square, wait_for_file
 from test_roster import filled, held, offer, sent, settle, task
 
 WAIT = 20  # seconds: a bound on every blocking call
@@ -72,3 +72,13 @@ def test_a_buffered_next_that_times_out_draws_nothing(tmp_path: Path) -> None:
             gate.touch()  # the running task ends: a thread cannot be stopped
         assert results.next(timeout=WAIT) == str(gate)
         assert source.drawn == 2
+
+
+def test_tasks_fail_at_the_third_initializer_failure_in_a_row() -> None:
+    """LOST-4: from the third failure in a row, not later. One worker, so the failures come one
+    at a time and the task is held by each in turn: the third fails it."""
+    with refpool.ThreadPool(1, initializer=failing_initializer) as pool:
+        job = pool.apply_async(square, (3,))
+        with pytest.raises(refpool.InitializerError) as raised:
+            job.get(timeout=WAIT)
+    assert raised.value.failures == 3

@@ -142,7 +142,7 @@ WORKERS: tuple[Mutant, ...] = (
         find="if self.initializer_failures < INITIALIZER_FAILURES_BEFORE_FAILING or self.terminating:",
         replace="if self.initializer_failures <= INITIALIZER_FAILURES_BEFORE_FAILING or self.terminating:",
         why="tasks fail only from the fourth initializer failure in a row, not the third",
-        tests=("tests/test_initializer.py",),
+        tests=("tests/test_initializer.py", "tests/test_matrix_holes_workers.py"),
         oracle=("LOST-4",),
     ),
     # --- SHUT: shutting down --------------------------------------------
