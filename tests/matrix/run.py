@@ -48,13 +48,14 @@ def _environment(root: pathlib.Path) -> dict[str, str]:
 
 def run_pytest(root: pathlib.Path, selection: list[str], keyword: str = "") -> dict[str, Any]:
     """Run pytest in `root`; caught is True when a test failed (exit 1), None when pytest could not run."""
-    report = root / f".junit-{time.monotonic_ns()}.xml"
-    command = [sys.executable, "-m", "pytest", *selection, "-x", "-q", "-p", "no:cacheprovider"]
-    command += [f"--junit-xml={report}"] + (["-k", keyword] if keyword else [])
-    done = subprocess.run(
-        command, cwd=root, env=_environment(root), capture_output=True, text=True, timeout=PYTEST_DEADLINE
-    )
-    failed = _failed_tests(report) if report.exists() else []
+    with tempfile.TemporaryDirectory(prefix="refpool-matrix-junit-") as folder:
+        report = pathlib.Path(folder) / "junit.xml"
+        command = [sys.executable, "-m", "pytest", *selection, "-x", "-q", "-p", "no:cacheprovider"]
+        command += [f"--junit-xml={report}"] + (["-k", keyword] if keyword else [])
+        done = subprocess.run(
+            command, cwd=root, env=_environment(root), capture_output=True, text=True, timeout=PYTEST_DEADLINE
+        )
+        failed = _failed_tests(report) if report.exists() else []
     if done.returncode == 0:
         return {"caught": False, "failed": []}
     if done.returncode == 1:
