@@ -38,6 +38,7 @@ def life_2(make_pool: PoolFactory) -> None:
         within("close() in RUN", pool.close)
         within("close() in CLOSE", pool.close)
         require_state(pool, CLOSE, "close() in RUN, then in CLOSE", witness)
+        # Looking for CLOSE let the witness go and joined the pool: this join() is its second.
         within("join() in CLOSE", pool.join)
         require_state(pool, CLOSE, "join() in CLOSE")
         within("terminate() in CLOSE, after join()", pool.terminate)
@@ -79,6 +80,7 @@ def life_4(make_pool: PoolFactory) -> None:
         within("close()", pool.close)
         within("close() again", pool.close)
         require_state(pool, CLOSE, "close() twice", witness)
+        # Looking for CLOSE let the witness go and joined the pool.
         within("close() after join()", pool.close)
         within("terminate() after close() and join()", pool.terminate)
         within("terminate() again", pool.terminate)
