@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -53,7 +54,8 @@ class Gate:
             return int(pid_file.read())
 
     def open(self) -> None:
-        with open(os.path.join(self.folder, "open"), "a"):
+        # A removed gate is open already: every task that waited has gone on.
+        with contextlib.suppress(FileNotFoundError), open(os.path.join(self.folder, "open"), "a"):
             pass
 
     def remove(self) -> None:
