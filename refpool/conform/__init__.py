@@ -7,7 +7,7 @@ drives the target and the executable model with the same calls. The report is
 a table of clauses with PASS, FAIL, HANG, CRASH or SKIP, and for a divergence
 a short script that reproduces it.
 
-- registry.py: what a check is, and the list of them (filled by clauses.py and, for
+- registry.py: what a check is, and the list of them (filled by the clauses package and, for
   BUF, TIME and CANCEL, control_clauses.py);
 - targets.py: TARGET strings and the pools they name;
 - child.py: runs one check in the subprocess; runner.py: runs them all;

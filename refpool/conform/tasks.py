@@ -1,7 +1,7 @@
 """Functions the checks send to the target's workers: module level, so every start method can import them.
 
 Tasks that must wait for the check, or tell it that they started, do it with
-files in a folder the check owns (a "gate", see clauses.Gate): files work the
+files in a folder the check owns (a "gate", see clauses.gates.Gate): files work the
 same between threads and between processes, whatever the start method, and
 need no manager process. Every wait here is bounded, so that a task never
 outlives a check by more than HOLD_LIMIT seconds.

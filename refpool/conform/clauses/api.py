@@ -118,12 +118,13 @@ def _chunks_seen(pool: Any, submit: str, n: int, chunksize: int | None) -> list[
 @clause("API-3", "default chunksizes; imap refuses a chunksize below 1")
 def api_3(make_pool: PoolFactory) -> None:
     with running(make_pool(2)) as pool:
-        # ceil(24 / (4 * 2)) = 3: items 1 and 2 share item 0's chunk, and wait behind it.
-        waiting = _chunks_seen(pool, "map_async", 24, None)
+        # ceil(25 / (4 * 2)) = 4: items 1 to 3 share item 0's chunk, and wait behind it. Not a
+        # multiple of 8, so that a chunksize rounded down (3) is seen.
+        waiting = _chunks_seen(pool, "map_async", 25, None)
         require(
-            waiting == [1, 2],
-            f"map of 24 items on 2 workers: items {waiting} waited behind item 0, not [1, 2] "
-            f"(default chunksize 3)",
+            waiting == [1, 2, 3],
+            f"map of 25 items on 2 workers: items {waiting} waited behind item 0, not [1, 2, 3] "
+            f"(default chunksize 4)",
         )
         for submit in ("imap", "imap_unordered"):
             waiting = _chunks_seen(pool, submit, 6, None)
