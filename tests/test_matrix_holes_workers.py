@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,3 +85,37 @@ def test_tasks_fail_at_the_third_initializer_failure_in_a_row() -> None:
         with pytest.raises(refpool.InitializerError) as raised:
             job.get(timeout=WAIT)
     assert raised.value.failures == 3
+
+
+def slow_input(length: int) -> Iterator[int]:
+    """A generator that takes a moment per item, as one reading a file or a socket does."""
+    for item in range(length):
+        time.sleep(0.001)
+        yield item
+
+
+def test_several_threads_consume_one_buffered_imap() -> None:
+    """SHUT-11: threads that share a buffered imap draw its input one at a time; each gets
+    results, together every result once (a generator read by two threads at once raises
+    "generator already executing")."""
+    taken: list[int] = []
+    errors: list[BaseException] = []
+    with refpool.ThreadPool(2) as pool:
+        results = pool.imap(square, slow_input(200), buffersize=4)
+
+        def consume() -> None:
+            try:
+                while True:
+                    taken.append(results.next(timeout=WAIT))
+            except StopIteration:
+                pass
+            except BaseException as error:
+                errors.append(error)
+
+        consumers = [threading.Thread(target=consume) for _ in range(3)]
+        for consumer in consumers:
+            consumer.start()
+        for consumer in consumers:
+            consumer.join(WAIT * 2)
+    assert not errors, errors[0]
+    assert sorted(taken) == [x * x for x in range(200)]

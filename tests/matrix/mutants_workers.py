@@ -251,6 +251,28 @@ WORKERS: tuple[Mutant, ...] = (
             "tests/reliability/test_interrupts.py::test_a_parent_killed_while_its_workers_wait_leaves_no_worker",
         ),
     ),
+    Mutant(
+        "terminate-leaves-task-handler-waiting",
+        clauses=("SHUT-4", "SHUT-9"),
+        file="refpool/core.py",
+        find="""        self._taskqueue.put(TERMINATED)
+""",
+        replace="",
+        why="terminate() does not wake the task handler, then waits for it forever, at exit after Ctrl-C too",
+        tests=("tests/reliability/test_interrupts.py::test_ctrl_c_during_map_leaves_no_orphan_worker",),
+        oracle=("SHUT-4",),
+    ),
+    Mutant(
+        "feed-lock-per-call",
+        clauses=("SHUT-11",),
+        file="refpool/buffered.py",
+        find="""        \"\"\"Draw and submit tasks while there are free slots and the input lasts.\"\"\"
+        with self._lock:""",
+        replace="""        \"\"\"Draw and submit tasks while there are free slots and the input lasts.\"\"\"
+        with threading.Lock():""",
+        why="the feed takes a new lock at each call: threads sharing a buffered imap read its input at once",
+        tests=("tests/test_matrix_holes_workers.py",),
+    ),
     # --- BUF: bounded imap -------------------------------------------------
     Mutant(
         "refill-before-take",
