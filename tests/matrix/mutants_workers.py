@@ -316,6 +316,42 @@ WORKERS: tuple[Mutant, ...] = (
         oracle=("BUF-2",),
     ),
     Mutant(
+        "draw-in-task-handler",
+        clauses=("BUF-3",),
+        file="refpool/pool.py",
+        find="""        if bound is not None:
+            return self._buffered_imap(kind, func, items, chunksize, bound, limit)
+        calls: Iterator[Call]
+        if chunksize == 1:
+            calls = (Call(func, (item,), {}) for item in items)
+        else:
+            calls = (Call(mapstar, ((func, chunk),), {}) for chunk in chunked(items, chunksize))
+        # An input of known size is a collection in memory: reading it never waits.
+        in_memory = isinstance(iterable, Sized)
+        result: IMapIterator[Any] = self._submit(lambda: kind(core.cache, self), calls, in_memory, limit)
+        if chunksize == 1:
+            return result
+        return IMapResults(result, None, chunked=True)""",
+        replace="""        slots: Any = None if bound is None else threading.Semaphore(bound)
+        if slots is not None:
+            slots.took_one = slots.release  # a slot is freed per result taken
+            items = (item for item in items if slots.acquire())
+        calls: Iterator[Call]
+        if chunksize == 1:
+            calls = (Call(func, (item,), {}) for item in items)
+        else:
+            calls = (Call(mapstar, ((func, chunk),), {}) for chunk in chunked(items, chunksize))
+        in_memory = isinstance(iterable, Sized) and slots is None
+        result: IMapIterator[Any] = self._submit(lambda: kind(core.cache, self), calls, in_memory, limit)
+        if chunksize == 1 and slots is None:
+            return result
+        return IMapResults(result, slots, chunked=chunksize > 1)""",
+        why="CPython 3.16's design: the task handler draws a buffered input and waits there for a free slot",
+        tests=("tests/test_buffered.py::test_other_jobs_run_while_a_buffered_imap_waits_for_its_consumer",),
+        oracle=("BUF-3",),
+        target="refpool-threads",
+    ),
+    Mutant(
         "close-ends-input-silently",
         clauses=("BUF-4",),
         file="refpool/buffered.py",
