@@ -181,7 +181,7 @@ WORKERS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "join-waits-for-no-thread",
-        clauses=("SHUT-4",),
+        clauses=("SHUT-4", "SHUT-6"),
         file="refpool/core.py",
         find="        if thread is not current and thread.ident is not None:",
         replace="        if thread is not current and thread.ident is None:",
@@ -206,13 +206,26 @@ WORKERS: tuple[Mutant, ...] = (
         oracle=("SHUT-5", "BUF-5"),
     ),
     Mutant(
-        "join-keeps-transport-open",
+        "join-leaves-worker-threads",
         clauses=("SHUT-6",),
+        file="refpool/core.py",
+        find="""        for handle in self.roster.handles():
+            handle.join()
+        # A terminate()""",
+        replace="""        # A terminate()""",
+        why="join() after terminate() does not wait for the worker threads, which end their tasks after it",
+        tests=("tests/test_shutdown.py",),
+        oracle=("SHUT-6",),
+        target="refpool-threads",
+    ),
+    Mutant(
+        "join-keeps-transport-open",
+        clauses=("SHUT-7",),
         file="refpool/core.py",
         find="""            self._terminated.wait()
         self._release_when_stopped()""",
         replace="""            self._terminated.wait()""",
-        why="close() then join() never closes the transport: its wake pipe and selector stay open",
+        why="close() then join() leaves the transport's wake pipe and selector to the garbage collector",
         tests=("tests/test_shutdown.py::test_pools_leave_no_file_descriptors_behind",),
         oracle=("SHUT-6", "SHUT-7"),
     ),
