@@ -16,7 +16,7 @@ from refpool import wire
 from refpool.chunking import check_chunksize, chunk_bounds, count_chunks
 from refpool.claims import SharedClaimWord
 from refpool.errors import WorkerLostError
-from refpool.jobs import JobCache
+from refpool.jobs import ApplyResult, JobCache
 from refpool.lifecycle import TRANSITIONS, Lifecycle, PoolEvent, PoolState, PoolStateError, legal_events
 from refpool.messages import Call, Outcome, WorkerGone
 from refpool.result_handler import ResultHandler
@@ -66,9 +66,27 @@ def test_the_chunks_of_a_map_tile_its_input_in_order() -> None:
             assert [i for start, stop in chunks for i in range(start, stop)] == list(range(length))
 
 
-def test_a_chunksize_of_one_is_accepted() -> None:
-    """Kills `chunksize < 1` -> `chunksize <= 1` in check_chunksize."""
-    assert check_chunksize(1) == 1
+def test_a_chunksize_of_one_or_more_is_accepted() -> None:
+    """Kills `chunksize < 1` -> `chunksize <= 1`, `chunksize != 1` and `chunksize < 2` in
+    check_chunksize."""
+    assert [check_chunksize(n) for n in (1, 2, 7)] == [1, 2, 7]
+
+
+# --- jobs.JobCache.deliver_here: only thread pools called it ---------------------------------
+
+
+def test_deliver_here_says_whether_the_result_handler_must_deliver_instead() -> None:
+    """A thread worker delivers an outcome itself unless its job has callbacks, which must run
+    in the result handler's thread; True means nothing is left to do. Kills `return True` ->
+    `return False` at the end of deliver_here (the outcome would be delivered twice)."""
+    cache = JobCache()
+    plain = ApplyResult(cache, pool=None)
+    with_callback = ApplyResult(cache, pool=None, callback=lambda value: None)
+    assert cache.deliver_here(plain.job_id, 0, True, 5) is True
+    assert plain.get(timeout=0) == 5
+    assert cache.deliver_here(with_callback.job_id, 0, True, 6) is False
+    assert not with_callback.ready()
+    assert cache.deliver_here(plain.job_id, 0, True, 7) is True  # settled: an outcome to ignore
 
 
 # --- result_handler._handle: a dead worker is marked before its last outcomes are settled ------

@@ -7,8 +7,9 @@
 cosmic-ray rewrites the module it mutates in place, so this never runs in the
 repository: it copies the committed tree (HEAD) to a temporary folder, and
 there, for each module of tests/mutation/modules.toml in turn, runs
-`cosmic-ray init` (every mutant of the module), keeps a seeded sample of them
-if the module has one (the others are marked skipped), checks that its tests
+`cosmic-ray init` (every mutant of the module), marks skipped the mutants inside
+annotations (never evaluated, so equivalent), keeps a seeded sample of the rest
+if the module has one (the others are marked skipped too), checks that its tests
 pass unmutated (`cosmic-ray baseline`) and runs `cosmic-ray exec` with one
 local worker. It prints each module's score and every surviving mutant as a
 diff; the sessions stay in --keep DIR (default: a new temporary folder), where
@@ -20,6 +21,7 @@ added to kill them, this shows which still survive.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import pathlib
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,14 +47,19 @@ CONFIG = pathlib.Path(__file__).with_name("modules.toml")
 class Score:
     module: str
     mutants: int  # all that cosmic-ray made of the module
+    in_annotations: int  # never evaluated, so equivalent: not run
     tried: int
     killed: int
     survivors: list[str]  # each as "operator occurrence, line N" and its diff
 
     def line(self) -> str:
         share = f"{100 * self.killed / self.tried:.0f}%" if self.tried else "-"
-        sampled = "" if self.tried == self.mutants else f" (a sample of {self.mutants})"
-        return f"{self.module}: {self.killed}/{self.tried} killed, {share}{sampled}"
+        rest = self.mutants - self.in_annotations
+        sampled = "" if self.tried == rest else f", of {rest}"
+        return (
+            f"{self.module}: {self.killed}/{self.tried} killed, {share} ({self.mutants} mutants, "
+            f"{self.in_annotations} in annotations and not run{sampled})"
+        )
 
 
 def cosmic_ray_config(module: str, spec: dict[str, Any], settings: dict[str, Any]) -> str:
@@ -73,20 +81,52 @@ def cosmic_ray_config(module: str, spec: dict[str, Any], settings: dict[str, Any
     )
 
 
-def keep_sample(session: pathlib.Path, size: int | None, seed: str) -> int:
-    """Mark all but `size` of the session's mutants skipped; returns how many it holds in all."""
+def skip_annotations(session: pathlib.Path, source: pathlib.Path) -> int:
+    """Mark skipped the mutants inside annotations; returns how many.
+
+    Every core module has `from __future__ import annotations`, so an annotation
+    is never evaluated: `float | None` -> `float - None` changes nothing that
+    runs (a quarter of jobs.py's survivors, when they were run)."""
+    text = source.read_text()
+    assert "from __future__ import annotations" in text, f"{source}: annotations are evaluated here"
+    spans = [
+        ((node.lineno, node.col_offset), (node.end_lineno or node.lineno, node.end_col_offset or 0))
+        for node in _annotations(ast.parse(text))
+    ]
     with use_db(str(session), WorkDB.Mode.open) as db:
-        job_ids = sorted(item.job_id for item in db.work_items)
+        inside = [
+            item.job_id
+            for item in db.pending_work_items
+            if any(start <= tuple(item.mutations[0].start_pos) < end for start, end in spans)
+        ]
+        not_run = WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=IN_ANNOTATION)
+        db.set_multiple_results(inside, not_run)
+    return len(inside)
+
+
+IN_ANNOTATION = "in an annotation: never evaluated"
+
+
+def _annotations(module: ast.Module) -> Iterator[ast.expr]:
+    for node in ast.walk(module):
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            yield node.annotation
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns is not None:
+            yield node.returns
+
+
+def keep_sample(session: pathlib.Path, size: int | None, seed: str) -> None:
+    """Mark skipped all but `size` of the mutants still to run, drawn at random from `seed`."""
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        job_ids = sorted(item.job_id for item in db.pending_work_items)
         if size is not None and size < len(job_ids):
             kept = set(random.Random(seed).sample(job_ids, size))
             skipped = [job_id for job_id in job_ids if job_id not in kept]
             db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
-        return len(job_ids)
 
 
-def keep_survivors(session: pathlib.Path, earlier: pathlib.Path) -> int:
-    """Mark skipped every mutant that did not survive in the earlier session of the module;
-    returns how many the session holds in all."""
+def keep_survivors(session: pathlib.Path, earlier: pathlib.Path) -> None:
+    """Mark skipped every mutant still to run that did not survive in the earlier session."""
     with use_db(str(earlier), WorkDB.Mode.open) as db:
         survived = {
             _identity(item)
@@ -94,10 +134,8 @@ def keep_survivors(session: pathlib.Path, earlier: pathlib.Path) -> int:
             if result.test_outcome is TestOutcome.SURVIVED
         }
     with use_db(str(session), WorkDB.Mode.open) as db:
-        items = list(db.work_items)
-        skipped = [item.job_id for item in items if _identity(item) not in survived]
+        skipped = [item.job_id for item in db.pending_work_items if _identity(item) not in survived]
         db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
-        return len(items)
 
 
 def _identity(item: WorkItem) -> tuple[str, str, int]:
@@ -106,11 +144,13 @@ def _identity(item: WorkItem) -> tuple[str, str, int]:
     return str(mutation.module_path), mutation.operator_name, mutation.occurrence
 
 
-def score(module: str, session: pathlib.Path, mutants: int) -> Score:
-    killed, tried, survivors = 0, 0, []
+def score(module: str, session: pathlib.Path) -> Score:
+    in_annotations, killed, tried, survivors = 0, 0, 0, []
     with use_db(str(session), WorkDB.Mode.open) as db:
+        mutants = db.num_work_items
         for item, result in db.completed_work_items:
             if result.worker_outcome is WorkerOutcome.SKIPPED:
+                in_annotations += result.output == IN_ANNOTATION
                 continue
             tried += 1
             if result.test_outcome is TestOutcome.SURVIVED:
@@ -119,7 +159,7 @@ def score(module: str, session: pathlib.Path, mutants: int) -> Score:
                 survivors.append(f"{where}\n{result.diff}")
             else:
                 killed += 1  # a failed test, a timeout, or a mutant that cannot even be imported
-    return Score(module, mutants, tried, killed, survivors)
+    return Score(module, mutants, in_annotations, tried, killed, survivors)
 
 
 def run_module(
@@ -140,13 +180,14 @@ def run_module(
         subprocess.run(command, cwd=tree, env=environment, check=True)
 
     cosmic_ray("init", str(config_file), str(session), "--force")
+    skip_annotations(session, tree / "refpool" / f"{module}.py")
     if earlier is None:
-        mutants = keep_sample(session, spec.get("sample"), f"{settings['seed']}:{module}")
+        keep_sample(session, spec.get("sample"), f"{settings['seed']}:{module}")
     else:
-        mutants = keep_survivors(session, earlier / f"{module}.sqlite")
+        keep_survivors(session, earlier / f"{module}.sqlite")
     cosmic_ray("baseline", str(config_file))  # fails if the tests fail unmutated
     cosmic_ray("exec", str(config_file), str(session))
-    return score(module, session, mutants)
+    return score(module, session)
 
 
 def load_config() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
