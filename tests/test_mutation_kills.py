@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 from refpool import wire
 from refpool.chunking import check_chunksize, chunk_bounds, count_chunks
 from refpool.claims import SharedClaimWord
-from refpool.errors import WorkerLostError
+from refpool.errors import JobCancelledError, WorkerLostError
 from refpool.jobs import ApplyResult, JobCache
 from refpool.lifecycle import TRANSITIONS, Lifecycle, PoolEvent, PoolState, PoolStateError, legal_events
 from refpool.messages import Call, Outcome, WorkerGone
@@ -87,6 +87,26 @@ def test_deliver_here_says_whether_the_result_handler_must_deliver_instead() -> 
     assert cache.deliver_here(with_callback.job_id, 0, True, 6) is False
     assert not with_callback.ready()
     assert cache.deliver_here(plain.job_id, 0, True, 7) is True  # settled: an outcome to ignore
+
+
+def test_a_cancelled_job_with_an_error_callback_settles_where_callbacks_run() -> None:
+    """A job with an error_callback is settled by the callbacks' thread (here, a list of what
+    that thread is asked to run), one without is settled at once. Kills `is None` ->
+    `is not None` in ApplyResult.cancel."""
+    cache = JobCache()
+    asked: list[Callable[[], None]] = []
+    cache.in_callback_thread = asked.append
+    errors: list[BaseException] = []
+    with_callback = ApplyResult(cache, pool=None, error_callback=errors.append)
+    plain = ApplyResult(cache, pool=None)
+    assert with_callback.cancel() is True
+    assert not with_callback.ready() and errors == []
+    asked.pop()()  # the callbacks' thread runs it
+    assert with_callback.ready() and isinstance(errors[0], JobCancelledError)
+    assert plain.cancel() is True
+    assert plain.ready() and asked == []
+    with pytest.raises(JobCancelledError):
+        plain.get(timeout=0)
 
 
 # --- result_handler._handle: a dead worker is marked before its last outcomes are settled ------
