@@ -119,3 +119,20 @@ def test_several_threads_consume_one_buffered_imap() -> None:
             consumer.join(WAIT * 2)
     assert not errors, errors[0]
     assert sorted(taken) == [x * x for x in range(200)]
+
+
+def announce_then_run(started: threading.Event, seconds: float) -> None:
+    started.set()
+    time.sleep(seconds)  # a task still running when terminate() comes
+
+
+def test_join_after_terminate_waits_for_the_running_thread_workers() -> None:
+    """SHUT-6: a thread cannot be killed, so terminate() lets a running task end; join() then
+    waits for it: once join() returns, no worker thread of the pool is alive."""
+    started = threading.Event()
+    pool = refpool.ThreadPool(1)
+    pool.apply_async(announce_then_run, (started, 0.3))
+    assert started.wait(WAIT)
+    pool.terminate()
+    pool.join()
+    assert not any(handle.is_alive() for handle in pool._live_core().roster.handles())

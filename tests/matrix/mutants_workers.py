@@ -214,7 +214,7 @@ WORKERS: tuple[Mutant, ...] = (
         # A terminate()""",
         replace="""        # A terminate()""",
         why="join() after terminate() does not wait for the worker threads, which end their tasks after it",
-        tests=("tests/test_shutdown.py",),
+        tests=("tests/test_shutdown.py", "tests/test_matrix_holes_workers.py"),
         oracle=("SHUT-6",),
         target="refpool-threads",
     ),
