@@ -84,6 +84,15 @@ WORKERS: tuple[Mutant, ...] = (
         model_bugs=("explorer:take_back_without_skip", "spin:BUG_TAKE_BACK_WITHOUT_SKIP"),
     ),
     Mutant(
+        "last-revoked-task-starts",
+        clauses=("WORK-6",),
+        file="refpool/claims.py",
+        find="    return number > revoked",
+        replace="    return number >= revoked",
+        why="a worker starts the last task taken back from it, which also runs in the worker it was given to",
+        tests=("tests/test_pipelining.py", "tests/contracts/test_crosshair.py::test_contracts_hold"),
+    ),
+    Mutant(
         "revoked-bytes-not-counted",
         clauses=("WORK-7",),
         file="refpool/roster.py",
@@ -405,6 +414,17 @@ WORKERS: tuple[Mutant, ...] = (
         find="        if record.timed_out is not None and record.timed_out[0] == lost:",
         replace="        if record.timed_out is not None and record.timed_out[0] != lost:",
         why="a task stopped for its timeout fails with WorkerLostError, not TaskTimeoutError",
+        tests=("tests/test_task_timeouts.py",),
+        oracle=("TIME-2",),
+    ),
+    Mutant(
+        "timed-out-worker-not-stopped",
+        clauses=("TIME-2",),
+        file="refpool/roster.py",
+        find="""            self._observe(TaskTimedOut(record.worker_id, *key, timeout))
+        record.handle.stop_now()""",
+        replace="""            self._observe(TaskTimedOut(record.worker_id, *key, timeout))""",
+        why="a task past its timeout is not stopped: it runs on; its worker, given nothing more, never exits",
         tests=("tests/test_task_timeouts.py",),
         oracle=("TIME-2",),
     ),
