@@ -138,6 +138,7 @@ EXPLAINED: dict[tuple[str, str], str] = {
     ("ray", "LOST-2"): "a worker that dies is never replaced, and the next job, dealt in turn to the worker holding a long task, waited behind it.",
     ("ray", "LOST-3"): "the tasks queued on a worker actor fail with it when it dies (ActorDiedError), though they never started.",
     ("ray", "LOST-4"): "a worker whose initializer raises dies and is never replaced, so the tasks dealt to it fail with ActorDiedError (carrying the initializer's exception), though a later attempt would succeed.",
+    ("ray", "SHUT-4"): "join() after close() waits for the worker actors to exit, but each job is settled by a result thread of its own, so a job can still be unsettled just after join() returns (intermittent).",
     ("ray", "SHUT-6"): "with another check running beside it, a socket that Ray's driver opened while the pool ran was still open after terminate() and join() (intermittent; alone, the check passed 2 runs of 2).",
     ("ray", "SHUT-7"): "a worker killed while idle is never replaced, so the next map_async fails with ActorDiedError (and under load, as for SHUT-6, a socket was still open after terminate() and join()).",
 }

@@ -138,11 +138,13 @@ def test_clauses_on_a_real_ray_cluster(ray_cluster: dict[str, str]) -> None:
     # Each check's process inherits this environment, and Ray's Pool joins the cluster it names.
     with mock.patch.dict(os.environ, ray_cluster):
         assert parse("ray").version.endswith(f" on the Ray cluster at {ray_cluster[peers.RAY_ADDRESS]}")
-        verdicts = {v.clause: v for v in run_all("ray", ["API-1", "JOB-2", "SHUT-4", "JOB-4"], 90)}
+        # Clauses whose verdicts on Ray are the same every run (SHUT-4, for one, is not: a job
+        # may settle in Ray's result thread just after join() has returned).
+        verdicts = {v.clause: v for v in run_all("ray", ["API-1", "API-2", "JOB-2", "JOB-4"], 90)}
     assert {c: v.status for c, v in verdicts.items()} == {
         "API-1": "PASS",
+        "API-2": "PASS",
         "JOB-2": "PASS",
-        "SHUT-4": "PASS",
         "JOB-4": "FAIL",
     }, {c: v.reason for c, v in verdicts.items()}
     # A failure of Ray's own, not of its set-up: its error_callback gets Ray's wrapper.
