@@ -20,6 +20,7 @@ from .common import (
     next_of,
     running,
     short,
+    timed_out,
     uses_processes,
     value_of,
     within,
@@ -187,8 +188,33 @@ def job_4(make_pool: PoolFactory) -> None:
         job = pool.map_async(tasks.square, range(10), 3, callback=lists.append)
         got = value_of(job, "map_async(square, range(10), 3, callback=...)")
         require(len(lists) == 1 and lists[0] == got, f"map_async's callback had been called with {lists}")
+        _require_get_waits_for_the_callback(pool)
         time.sleep(SHORT)
         require(values == [9] and len(errors) == 1 and len(lists) == 1, "a callback ran more than once")
+
+
+def _require_get_waits_for_the_callback(pool: Any) -> None:
+    """While a callback runs (held here), the job is not ready and get() waits."""
+    entered, release = threading.Event(), threading.Event()
+
+    def held_callback(_: Any) -> None:
+        entered.set()
+        release.wait(WAIT)
+
+    job = pool.apply_async(tasks.square, (4,), callback=held_callback)
+    try:
+        require(entered.wait(WAIT), "apply_async(square, (4,), callback=held): the callback never ran")
+        require(not job.ready(), "ready() was True while the callback was still running")
+        try:
+            early = job.get(SHORT)
+        except Exception as error:
+            require(timed_out(error), f"get() while the callback ran raised {describe(error)}")
+        else:
+            raise Broken(f"get() returned {early!r} while the callback was still running")
+    finally:
+        release.set()  # the pool's callback thread must not stay held
+    value = value_of(job, "apply_async(square, (4,), callback=held)")
+    require(value == 16, f"the held job's value was {short(value)}, not 16")
 
 
 @clause("JOB-7", "a callback that is not callable is refused at submission", extension=True)
