@@ -4,19 +4,22 @@
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
 import pytest
 
-from refpool import wire
+from refpool import errors, wire
 from refpool.chunking import check_chunksize, chunk_bounds, count_chunks
 from refpool.claims import SharedClaimWord
 from refpool.errors import JobCancelledError, WorkerLostError
-from refpool.jobs import ApplyResult, JobCache
+from refpool.jobs import ApplyResult, IMapIterator, JobCache, checked_timeout
 from refpool.lifecycle import TRANSITIONS, Lifecycle, PoolEvent, PoolState, PoolStateError, legal_events
 from refpool.messages import Call, Outcome, WorkerGone
 from refpool.result_handler import ResultHandler
@@ -87,6 +90,53 @@ def test_deliver_here_says_whether_the_result_handler_must_deliver_instead() -> 
     assert cache.deliver_here(with_callback.job_id, 0, True, 6) is False
     assert not with_callback.ready()
     assert cache.deliver_here(plain.job_id, 0, True, 7) is True  # settled: an outcome to ignore
+
+
+def test_an_imap_job_has_no_callbacks_to_wait_for() -> None:
+    """Kills `has_callbacks = False` -> `True` on Job (IMapIterator keeps the class's value):
+    every imap outcome of a thread pool would take a detour through the result handler."""
+    cache = JobCache()
+    results: IMapIterator[int] = IMapIterator(cache, pool=None)
+    assert cache.deliver_here(results.job_id, 0, True, 5) is True
+    assert results.next(timeout=0) == 5
+
+
+def test_an_infinite_timeout_waits_as_none_does_however_it_was_made() -> None:
+    """Kills `timeout == math.inf` -> `timeout is math.inf` in checked_timeout."""
+    assert checked_timeout(float("inf")) is None
+    assert checked_timeout(math.inf) is None
+
+
+def test_an_imap_of_more_than_256_results_ends_with_stop_iteration() -> None:
+    """Kills `self._delivered == self._length` -> `is` in IMapIterator._has_next: ints above
+    256 are distinct objects, and the caller who asks past the end would wait out its timeout."""
+    results: IMapIterator[int] = IMapIterator(JobCache(), pool=None)
+    for index in range(300):
+        results._set(index, True, index)
+    results._set_length(300)
+    assert list(itertools.islice(results, 300)) == list(range(300))
+    with pytest.raises(StopIteration):
+        results.next(timeout=2)
+
+
+def test_a_caller_waiting_in_next_after_an_earlier_wait_timed_out_is_woken() -> None:
+    """Kills `self._waiting -= 1` -> `-= 2` in IMapIterator._next_outcome: the count of
+    waiting callers would say nobody waits, and the outcome would wake nobody."""
+    results: IMapIterator[int] = IMapIterator(JobCache(), pool=None)
+    with pytest.raises(errors.TimeoutError):
+        results.next(timeout=0)  # a wait that ended
+    got: list[int] = []
+    caller = threading.Thread(target=lambda: got.append(results.next(timeout=5)))
+    caller.start()
+    deadline = time.monotonic() + 5
+    # Polling is the only way to see a thread begin to wait; each step is short.
+    while not results._cond._waiters and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.001)
+    started = time.monotonic()
+    results._set(0, True, 42)
+    caller.join(timeout=10)
+    assert got == [42]
+    assert time.monotonic() - started < 4  # woken by the outcome, not by its timeout
 
 
 def test_a_cancelled_job_with_an_error_callback_settles_where_callbacks_run() -> None:
