@@ -80,7 +80,7 @@ WORKERS: tuple[Mutant, ...] = (
 """,
         replace="",
         why="a worker runs a task the pool took back from it and gave to another: it runs twice",
-        tests=("tests/test_pipelining.py", "tests/stateful/test_pool_machine.py::TestForkPool"),
+        tests=("tests/test_pipelining.py", "tests/stateful/test_pool_machine.py"),
         model_bugs=("explorer:take_back_without_skip", "spin:BUG_TAKE_BACK_WITHOUT_SKIP"),
     ),
     Mutant(
