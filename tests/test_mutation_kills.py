@@ -17,7 +17,7 @@ import pytest
 
 from refpool import errors, wire
 from refpool.chunking import check_chunksize, chunk_bounds, count_chunks
-from refpool.claims import SharedClaimWord
+from refpool.claims import SharedClaimWord, ThreadInbox
 from refpool.errors import JobCancelledError, WorkerLostError
 from refpool.jobs import ApplyResult, IMapIterator, JobCache, checked_timeout
 from refpool.lifecycle import TRANSITIONS, Lifecycle, PoolEvent, PoolState, PoolStateError, legal_events
@@ -157,6 +157,24 @@ def test_a_cancelled_job_with_an_error_callback_settles_where_callbacks_run() ->
     assert plain.ready() and asked == []
     with pytest.raises(JobCancelledError):
         plain.get(timeout=0)
+
+
+# --- claims.ThreadInbox.wait ------------------------------------------------------------------
+
+
+def test_a_thread_worker_with_a_task_in_its_inbox_does_not_sleep() -> None:
+    """A task put between the worker's last look and its wait (its ring is dropped with the
+    stale ones) must not leave the worker asleep. Kills `if not self._items and not stopped()`
+    -> `if self._items and not stopped()` in ThreadInbox.wait."""
+    inbox = ThreadInbox()
+    inbox.put([(1, "task")])
+    waiter = threading.Thread(target=inbox.wait, args=(lambda: False,), daemon=True)
+    waiter.start()
+    try:
+        waiter.join(timeout=5)
+        assert not waiter.is_alive()
+    finally:
+        inbox.put([])  # rings, so that a waiter that did sleep ends
 
 
 # --- result_handler._handle: a dead worker is marked before its last outcomes are settled ------
