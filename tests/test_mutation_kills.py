@@ -177,6 +177,18 @@ def test_a_thread_worker_with_a_task_in_its_inbox_does_not_sleep() -> None:
         inbox.put([])  # rings, so that a waiter that did sleep ends
 
 
+def test_a_take_back_from_a_thread_inbox_says_the_last_task_the_worker_took() -> None:
+    """The parent takes back what the worker has not taken, and learns the number of the last
+    task it did take (the tasks above it are the parent's again). Kills `oldest_number - 1` ->
+    `oldest_number >> 1` in ThreadInbox.take_back (the worker's tasks 2 and 3 would run twice)."""
+    inbox = ThreadInbox()
+    inbox.put([(number, f"task {number}") for number in range(1, 7)])
+    assert [inbox.take() for _ in range(3)] == [(1, "task 1"), (2, "task 2"), (3, "task 3")]
+    assert inbox.take_back(6) == 3
+    assert inbox.take() is None
+    assert inbox.take_back(6) == 6  # nothing left: it has taken everything sent
+
+
 # --- result_handler._handle: a dead worker is marked before its last outcomes are settled ------
 
 
