@@ -189,6 +189,21 @@ def test_a_take_back_from_a_thread_inbox_says_the_last_task_the_worker_took() ->
     assert inbox.take_back(6) == 6  # nothing left: it has taken everything sent
 
 
+def test_a_claim_words_revoked_counter_never_goes_back() -> None:
+    """"Both counters only grow" (claims.py): a take-back that has seen fewer tasks sent than
+    an earlier one gives back nothing the earlier one took. Kills `last_sent > revoked` ->
+    `last_sent != revoked` in SharedClaimWord.take_back."""
+    word = SharedClaimWord()
+    try:
+        assert word.take_back(5) == 0
+        assert word.take_back(3) == 0
+        assert word.claim(4) is False  # still the parent's
+        assert word.claim(6) is True
+        assert word.started()[0] == 6
+    finally:
+        word.close()
+
+
 # --- result_handler._handle: a dead worker is marked before its last outcomes are settled ------
 
 
