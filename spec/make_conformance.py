@@ -111,7 +111,6 @@ EXPLAINED: dict[tuple[str, str], str] = {
     # Ray's pool (ray.util.multiprocessing) is not derived from CPython's: its workers are actors
     # of a Ray cluster (see the note above its table), and each sentence below was seen on one.
     ("ray", "LIFE-1"): "terminate() asks the cluster to kill the workers and returns at once, and join() does not wait for them, so a task running at terminate() can still complete after join() has returned (intermittent).",
-    ("ray", "LIFE-2"): "Ray deals tasks to its workers in turn, busy or not, so the job the check submits to see RUN waited behind the check's held task while the other worker was idle (WORK-5), and the state could not be seen.",
     ("ray", "LIFE-3"): "as for LIFE-1: the task held at terminate() completed after join() had returned (intermittent).",
     ("ray", "LIFE-5"): "as for LIFE-1: leaving the block calls terminate(), and the task held then completed after join() had returned (intermittent).",
     ("ray", "LIFE-6"): "close() asks each worker actor to exit before it marks the pool closed, so a submit that passed the running check meanwhile is queued behind that exit: it fails with ActorDiedError, or never runs.",
@@ -131,8 +130,7 @@ EXPLAINED: dict[tuple[str, str], str] = {
     ("ray", "ERR-1"): "a result that cannot be pickled fails its task with Ray's RayTaskError(TypeError), not MaybeEncodingError.",
     ("ray", "ERR-2"): "a result that cannot be unpickled fails its job with Ray's RaySystemError, which does not say that the result could not be decoded.",
     ("ray", "ERR-3"): "tasks are pickled with cloudpickle, which sends a local function by value, so the task runs instead of failing.",
-    ("ray", "WORK-1"): "the workers are actors that the cluster's raylet starts, not children of the caller, and the check counts the caller's child processes, so it saw none: this verdict says nothing of Ray's pool.",
-    ("ray", "WORK-4"): "with maxtasksperchild=1 Ray starts a new worker actor for every task, so the map of 6 tasks took 4 to 6 s alone and over the check's 10 s under load, and once in 3 runs failed with ActorDiedError (past that, the check would count the caller's child processes, as in WORK-1).",
+    ("ray", "WORK-4"): "with maxtasksperchild=1 Ray starts a new worker actor for every task, so the map of 6 tasks took 4 to 6 s alone and over the check's 10 s under load, and once in 3 runs failed with ActorDiedError.",
     ("ray", "WORK-5"): "Ray deals tasks to its workers in turn, busy or not, so a quick task waited behind a running one while another worker was idle.",
     ("ray", "LOST-1"): "a worker that dies is never replaced: its task fails with ActorDiedError, and every later task dealt to its actor fails at once without running.",
     ("ray", "LOST-2"): "a worker that dies is never replaced, and the next job, dealt in turn to the worker holding a long task, waited behind it.",

@@ -113,12 +113,14 @@ def observed_state(pool: Any, witness: Witness | None) -> Observation:
 
 
 def _accepting(pool: Any, probe: Any, witness: Witness | None) -> Observation:
+    if witness is not None:
+        # Let go first: a pool that deals tasks in turn, busy worker or not (Ray), may have
+        # queued the probe behind it, and a pool that takes join() for close() waits for it.
+        witness.release()
     ok, value = outcome(
         probe, "apply_async(square, (2,))", "apply_async was accepted, and its job never settled"
     )
     seen = f"apply_async was accepted and {'returned' if ok else 'failed with'} {value!r}"
-    if witness is not None:
-        witness.release()  # a pool that takes join() for its close() would wait for it
     try:
         within("join(), to see the state", pool.join)
     except Broken:
