@@ -116,7 +116,7 @@ def conform(args: argparse.Namespace) -> int:
 def fuzz_db_error(value: str) -> str:
     """Why --fuzz-db's value cannot be used, or "" if it can: checked before any clause runs."""
     try:
-        from .conform.fuzz import example_database
+        from .conform.fuzz_db import example_database
     except ImportError:
         return ""  # no Hypothesis: the fuzzer is skipped, and says why
     try:

@@ -12,6 +12,7 @@ from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 import refpool
+from refpool.conform.fuzz_db import example_database
 
 from pool_helpers import MakePool
 
@@ -20,8 +21,6 @@ def _fuzz_database() -> ExampleDatabase:
     shared = os.environ.get("REFPOOL_FUZZ_DB")
     if not shared:
         return DirectoryBasedExampleDatabase(".hypothesis/fuzz")
-    from refpool.conform.fuzz import example_database  # only then: it imports the oracle
-
     return example_database(shared)
 
 

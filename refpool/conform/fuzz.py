@@ -46,19 +46,18 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, cast
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from .bounded import TimedOut, call_within
+from .fuzz_db import TargetExamples, example_database
 from .model import (
     ApiModel,
     Failed,
@@ -72,11 +71,11 @@ from .model import (
     wanted,
 )
 from .registry import PoolFactory
+from .shrink import drop_unneeded
 from .targets import TargetUnavailable, parse
 
 __all__ = [
-    "FUZZ_MARK", "Call", "FuzzResult", "drop_unneeded", "example_database", "fuzz", "fuzz_in_subprocess",
-    "main", "minimize",
+    "FUZZ_MARK", "Call", "FuzzResult", "fuzz", "fuzz_in_subprocess", "main", "minimize",
 ]  # fmt: skip
 
 FUZZ_MARK = "FUZZ "
@@ -654,52 +653,7 @@ def render_script(reference: str, seen: _Seen, call_timeout: float) -> str:
     return "\n".join(lines)
 
 
-# --- the greedy pass: no call the divergence does not need ---------------------
-
-
-def drop_unneeded(
-    calls: Sequence[T], still_diverges: Callable[[list[T]], bool], out_of_time: Callable[[], bool]
-) -> list[T]:
-    """The calls with every call, then every run of identical calls, left out that still_diverges
-    allows; repeated until nothing more can go (one deletion can make another possible) or time is out.
-
-    Hypothesis shrinks the choices behind an example, and can stop where leaving out one
-    call would change what the others draw; this deletes calls themselves.
-    """
-    kept = list(calls)
-    while not out_of_time():
-        before = kept
-        position = 0
-        while position < len(kept) and not out_of_time():
-            shorter = kept[:position] + kept[position + 1 :]
-            if still_diverges(shorter):
-                kept = shorter  # the next call has moved to this position
-            else:
-                position += 1
-        # Identical calls that are needed one by one may not be needed all together
-        # (an even number of them, say).
-        for start, end in _identical_runs(kept):
-            if out_of_time():
-                break
-            shorter = kept[:start] + kept[end:]
-            if still_diverges(shorter):
-                kept = shorter
-                break  # the positions after it have moved: look again from the start
-        if kept == before:
-            break
-    return kept
-
-
-def _identical_runs(calls: Sequence[T]) -> Iterator[tuple[int, int]]:
-    """(start, end) of each run of two or more equal calls in a row."""
-    start = 0
-    while start < len(calls):
-        end = start + 1
-        while end < len(calls) and calls[end] == calls[start]:
-            end += 1
-        if end - start > 1:
-            yield start, end
-        start = end
+# --- the greedy pass: no call the divergence does not need (shrink.py) ---------
 
 
 def _drop_unneeded_calls(machine: type[PoolMachine], seen: _Seen) -> _Seen:
@@ -747,69 +701,6 @@ def _replay(machine: type[PoolMachine], calls: list[Call]) -> _Seen | None:
     except Divergence:
         pass
     return run.seen[-1] if len(run.seen) > found else None
-
-
-# --- the example database -----------------------------------------------------
-
-
-def example_database(value: str) -> ExampleDatabase:
-    """--fuzz-db's value: a directory, or redis://HOST:PORT (Hypothesis's Redis database,
-    `pip install 'refpool[redis]'`). ValueError naming the value if it cannot be used,
-    so that a bad value stops the run before any check, not after the whole run."""
-    if "://" not in value:
-        if os.path.exists(value) and not os.path.isdir(value):
-            raise ValueError(f"--fuzz-db {value!r} is a file; give a directory or redis://HOST:PORT")
-        return DirectoryBasedExampleDatabase(value)
-    address = urllib.parse.urlsplit(value)
-    if address.scheme != "redis":
-        raise ValueError(
-            f"--fuzz-db {value!r}: unknown scheme {address.scheme!r}; give a directory or redis://HOST:PORT"
-        )
-    try:
-        port = address.port
-    except ValueError:
-        port = None
-    if not address.hostname or port is None:
-        raise ValueError(f"--fuzz-db {value!r}: a Redis database is given as redis://HOST:PORT")
-    try:
-        import redis
-        from hypothesis.extra.redis import RedisExampleDatabase
-    except ImportError as error:
-        raise ValueError(
-            f"--fuzz-db {value!r} needs the redis package: pip install 'refpool[redis]'"
-        ) from error
-    client = redis.Redis(host=address.hostname, port=port, socket_connect_timeout=5, socket_timeout=30)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        raise ValueError(f"--fuzz-db {value!r}: no Redis server answers there ({error})") from error
-    return RedisExampleDatabase(client)
-
-
-class TargetExamples(ExampleDatabase):
-    """One target's part of a shared example database: every key is prefixed with the target.
-
-    Hypothesis's key is the same for every target (it is derived from the fuzzer's
-    code), and when it replays an example that no longer fails it deletes it: without
-    the prefix, fuzzing one target would delete the divergences another target saved.
-    """
-
-    def __init__(self, shared: ExampleDatabase, target: str) -> None:
-        super().__init__()
-        self.shared = shared
-        self.prefix = f"refpool-fuzz {target} ".encode()
-
-    def save(self, key: bytes, value: bytes) -> None:
-        self.shared.save(self.prefix + key, value)
-
-    def fetch(self, key: bytes) -> Iterable[bytes]:
-        return self.shared.fetch(self.prefix + key)
-
-    def delete(self, key: bytes, value: bytes) -> None:
-        self.shared.delete(self.prefix + key, value)
-
-    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
-        self.shared.move(self.prefix + src, self.prefix + dest, value)
 
 
 # --- running it ---------------------------------------------------------------

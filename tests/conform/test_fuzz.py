@@ -19,7 +19,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from refpool.conform.fuzz import Call, FuzzResult, drop_unneeded, fuzz, fuzz_in_subprocess, minimize
+from refpool.conform.fuzz import Call, FuzzResult, fuzz, fuzz_in_subprocess, minimize
+from refpool.conform.shrink import drop_unneeded
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 HERE = pathlib.Path(__file__).resolve().parent

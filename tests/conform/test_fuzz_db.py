@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from refpool.cli import main as refpool_main
-from refpool.conform.fuzz import FuzzResult, example_database, fuzz, fuzz_in_subprocess
+from refpool.conform.fuzz import FuzzResult, fuzz, fuzz_in_subprocess
+from refpool.conform.fuzz_db import example_database
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
