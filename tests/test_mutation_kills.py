@@ -22,8 +22,17 @@ from refpool.errors import JobCancelledError, WorkerLostError
 from refpool.jobs import ApplyResult, IMapIterator, JobCache, checked_timeout
 from refpool.lifecycle import TRANSITIONS, Lifecycle, PoolEvent, PoolState, PoolStateError, legal_events
 from refpool.messages import Call, Outcome, WorkerGone
+from refpool.observer import JobCancelled, Observation
 from refpool.result_handler import ResultHandler
-from refpool.roster import Outgoing, ReadyTask, Roster, TaskKey
+from refpool.roster import (
+    FIRST_INITIALIZER_PAUSE_MS,
+    NOTHING,
+    Outgoing,
+    ReadyTask,
+    Roster,
+    TaskKey,
+    initializer_pause_ms,
+)
 from refpool.worker import ProcessPort, worker_loop
 
 from pool_helpers import square
@@ -321,3 +330,161 @@ def test_a_worker_whose_inbox_ends_stops_quietly() -> None:
         for connection in (inbox, outbox, pool_outbox):
             connection.close()
         claims.close()
+
+
+# --- roster: initializer pauses, cancel marks, thread workers, timed tasks, the inbox budget ----
+# The roster's own tests cover handing out, settling, take-back and sentinels; these cover what
+# only the behaviour tests of initializers, cancellation and timeouts reached.
+
+SECOND = 10**9  # nanoseconds, as time.monotonic_ns() counts
+
+
+class ClaimWord:
+    """A worker's claim word: it has started the task numbered `claimed`, at `claimed_at`."""
+
+    def __init__(self) -> None:
+        self.claimed = 0
+        self.claimed_at = 0
+
+    def take_back(self, last_sent: int) -> int:
+        return self.claimed
+
+    def started(self) -> tuple[int, int]:
+        return self.claimed, self.claimed_at
+
+
+class Worker:
+    """A worker handle that records what it is sent and whether it was stopped."""
+
+    in_process = False
+
+    def __init__(self, worker_id: int, budget: int | None = None) -> None:
+        self.worker_id = worker_id
+        self.pid = 5000 + worker_id
+        self.claims = ClaimWord()
+        self.inbox_budget = budget
+        self.sent: list[Outgoing] = []
+        self.stopped = False
+
+    def send(self, items: Sequence[Outgoing]) -> None:
+        self.sent.extend(items)
+
+    def stop_now(self) -> None:
+        self.stopped = True
+
+    def kill(self) -> None: ...
+    def join(self) -> None: ...
+    def is_alive(self) -> bool:
+        return not self.stopped
+
+
+def one_worker_roster(
+    depth: int, budget: int | None = None, observe: Callable[[Observation], None] | None = None
+) -> tuple[Roster, Worker]:
+    roster = Roster(1, None, depth, observe)
+    worker = Worker(roster.new_worker_id(), budget)
+    with roster.cond:
+        roster.add(worker)
+    return roster, worker
+
+
+def ready_task(job: int, position: int, size: int = 10, timeout: float | None = None) -> ReadyTask:
+    return ReadyTask((job, position), f"wire{(job, position)}", size, timeout)
+
+
+def held_by(roster: Roster, worker: Worker) -> list[TaskKey]:
+    return list(roster.workers[worker.worker_id].held)
+
+
+def test_the_pause_after_initializer_failures_starts_at_its_first_length_and_doubles() -> None:
+    """Kills `failures - 1` -> `failures - 2` in initializer_pause_ms."""
+    assert [initializer_pause_ms(n) for n in range(4)] == [0, 100, 200, 400]
+    assert FIRST_INITIALIZER_PAUSE_MS == 100
+
+
+def test_a_first_initializer_failure_requeues_the_workers_tasks_and_fails_none() -> None:
+    """Kills the `not` added before `self.initializer_failures < ...` in remove_uninitialized."""
+    roster, worker = one_worker_roster(depth=2)
+    roster.offer([ready_task(0, i) for i in range(3)])[0].send()
+    record, failed, _ = roster.remove_uninitialized(worker.worker_id, 1)
+    assert record is not None and failed == []
+    assert [task.key for task in roster.ready] == [(0, 0), (0, 1), (0, 2)]
+
+
+def test_offer_drops_the_prepared_tasks_of_a_cancelled_job_only() -> None:
+    """The marks are job ids. Kills `task.key[0] in cancelled` -> `task.key[-1] in cancelled`
+    in Roster.offer (it would look at the task's position)."""
+    roster, worker = one_worker_roster(depth=4)
+    roster.cancelled.add(7)
+    handout, taken = roster.offer([ready_task(7, 3), ready_task(8, 7)])
+    handout.send()
+    assert taken == 2
+    assert held_by(roster, worker) == [(8, 7)]
+
+
+def test_cancel_says_it_dropped_the_jobs_tasks_and_no_others() -> None:
+    """A worker holds tasks of jobs 1 and 2 and has started the first; cancelling job 2 takes
+    back the rest: job 2's are dropped, job 1's go back to `ready`. Kills `key[0] == job_id`
+    -> `key[0] <= job_id` where Roster.cancel lists what it dropped from a worker."""
+    trace: list[Observation] = []
+    roster, worker = one_worker_roster(depth=4, observe=trace.append)
+    roster.offer([ready_task(1, 0), ready_task(1, 1), ready_task(2, 0), ready_task(2, 1)])[0].send()
+    worker.claims.claimed = 1  # (1, 0) has started
+    roster.cancel(2).send()
+    assert [o for o in trace if isinstance(o, JobCancelled)] == [JobCancelled(2, ((2, 0), (2, 1)), ())]
+    assert held_by(roster, worker) == [(1, 0)]
+    assert [task.key for task in roster.ready] == [(1, 1)]  # its worker is busy and stalled
+
+
+def test_a_thread_worker_that_still_has_tasks_is_served_nothing_when_it_reports() -> None:
+    """settle_many frees what a thread worker finished and serves it only if it is out of
+    tasks (`more`). Kills `not more` -> `more` in Roster.settle_many."""
+    roster, worker = one_worker_roster(depth=1)
+    roster.offer([ready_task(0, 0), ready_task(0, 1)])[0].send()
+    assert roster.settle_many(worker.worker_id, [((0, 0), True)], more=False) == NOTHING
+    assert [task.key for task in roster.ready] == [(0, 1)]
+    roster.settle_many(worker.worker_id, [], more=True).send()
+    assert held_by(roster, worker) == [(0, 1)] and not roster.ready
+
+
+def test_only_a_timed_task_wakes_the_timekeeper() -> None:
+    """Kills the `not` added before `task.timeout is not None` in Roster._hold."""
+    roster, _ = one_worker_roster(depth=4)
+    woken: list[None] = []
+    roster.on_timed_task = lambda: woken.append(None)
+    roster.offer([ready_task(0, 0)])[0].send()
+    assert woken == []
+    roster.offer([ready_task(0, 1, timeout=1.0)])[0].send()
+    assert woken == [None]
+
+
+def test_a_running_timed_task_is_stopped_when_due_and_not_before() -> None:
+    """Its clock starts at its claim. Kills, in expire_due, `claimed_at + limit` ->
+    `claimed_at | limit`, `held.timeout * 1e9` -> `held.timeout | 1e9`, and `next_due - now` ->
+    `next_due >> now` or `<< now`; and `claimed != number` -> `claimed is number` in
+    _stop_for_timeout (the worker would be left running)."""
+    roster, worker = one_worker_roster(depth=2)
+    roster.offer([ready_task(0, 0, timeout=1.0)])[0].send()
+    worker.claims.claimed, worker.claims.claimed_at = 1, SECOND
+    _, wait = roster.expire_due(SECOND + SECOND // 4)
+    assert not worker.stopped and wait == 0.75
+    roster.expire_due(2 * SECOND)
+    assert worker.stopped
+
+
+def test_a_timed_task_not_started_cannot_be_due_before_its_whole_timeout() -> None:
+    """Kills `now + limit` -> `now >> limit` in expire_due (the timekeeper would wake at once,
+    and again, for a task not started yet)."""
+    roster, worker = one_worker_roster(depth=2)
+    roster.offer([ready_task(0, 0), ready_task(0, 1, timeout=2.0)])[0].send()
+    worker.claims.claimed, worker.claims.claimed_at = 1, SECOND  # (0, 0) runs, untimed
+    _, wait = roster.expire_due(5 * SECOND)
+    assert wait == 2.0 and not worker.stopped
+
+
+def test_a_busy_worker_takes_a_task_that_exactly_fills_its_inbox_budget() -> None:
+    """Kills `held_bytes: int = 0` -> `= 1` on WorkerRecord: a byte counted that was never
+    sent would refuse the task that fits exactly."""
+    roster, worker = one_worker_roster(depth=3, budget=20)
+    roster.offer([ready_task(0, 0, size=10), ready_task(0, 1, size=10)])[0].send()
+    assert held_by(roster, worker) == [(0, 0), (0, 1)]
