@@ -423,17 +423,22 @@ def test_offer_drops_the_prepared_tasks_of_a_cancelled_job_only() -> None:
 
 
 def test_cancel_says_it_dropped_the_jobs_tasks_and_no_others() -> None:
-    """A worker holds tasks of jobs 1 and 2 and has started the first; cancelling job 2 takes
-    back the rest: job 2's are dropped, job 1's go back to `ready`. Kills `key[0] == job_id`
-    -> `key[0] <= job_id` where Roster.cancel lists what it dropped from a worker."""
+    """A worker holds tasks of two jobs and has started the first; cancelling the second takes
+    back the rest: the second job's are dropped, the first's go back to `ready`. Job ids are
+    compared by value: past 256 the same id may be two int objects. Kills, in Roster.cancel,
+    `key[0] == job_id` -> `key[0] <= job_id` where it lists what it dropped from a worker,
+    `key[0] != job_id` -> `key[0] is not job_id` where it puts back the others' tasks, and the
+    removal of the `not` that skips workers holding nothing of the job."""
+    first, second = 1000, int("1001")  # int() makes an object of its own
     trace: list[Observation] = []
     roster, worker = one_worker_roster(depth=4, observe=trace.append)
-    roster.offer([ready_task(1, 0), ready_task(1, 1), ready_task(2, 0), ready_task(2, 1)])[0].send()
-    worker.claims.claimed = 1  # (1, 0) has started
-    roster.cancel(2).send()
-    assert [o for o in trace if isinstance(o, JobCancelled)] == [JobCancelled(2, ((2, 0), (2, 1)), ())]
-    assert held_by(roster, worker) == [(1, 0)]
-    assert [task.key for task in roster.ready] == [(1, 1)]  # its worker is busy and stalled
+    keys = [(first, 0), (first, 1), (1001, 0), (1001, 1)]
+    roster.offer([ready_task(*key) for key in keys])[0].send()
+    worker.claims.claimed = 1  # (first, 0) has started
+    roster.cancel(second).send()
+    assert [o for o in trace if isinstance(o, JobCancelled)] == [JobCancelled(second, tuple(keys[2:]), ())]
+    assert held_by(roster, worker) == [(first, 0)]
+    assert [task.key for task in roster.ready] == [(first, 1)]  # its worker is busy and stalled
 
 
 def test_a_thread_worker_that_still_has_tasks_is_served_nothing_when_it_reports() -> None:
