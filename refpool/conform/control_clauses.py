@@ -180,6 +180,30 @@ def buf_1(make_pool: PoolFactory) -> None:
         for submit in IMAPS:
             _draws_within_buffer(pool, submit, items=200, chunksize=4, buffersize=8)
         _draws_within_buffer(pool, "imap", items=40, chunksize=1, buffersize=2)
+        _draws_nothing_while_waiting(pool)
+
+
+def _draws_nothing_while_waiting(pool: Any) -> None:
+    """A next(timeout) that gives up took no result, so it frees no slot: nothing more is drawn."""
+    with Gate() as gate:
+        source = Input([gate.task("h0")] + [gate.task(f"h{i}", wait=False) for i in range(1, 6)])
+        what = "imap(hold, a generator of 6, buffersize=2)"
+        results = open_imap(pool, "imap", tasks.hold, source.generator(), buffersize=2)
+        gate.wait_for(["started-h0"], f"{what}: wait for its first item to start")
+        step(f"{what}: next({SHORT:g}) while its first item is held")
+        try:
+            early = results.next(SHORT)
+        except Exception as error:
+            require(timed_out(error), f"{what}: next({SHORT:g}) raised {describe(error)}")
+        else:
+            raise Broken(f"{what}: next({SHORT:g}) returned {early!r} while its first item was held")
+        require(
+            source.drawn <= 2,
+            f"{what} had drawn {source.drawn} items after a next({SHORT:g}) that timed out: at most 2",
+        )
+        gate.open()
+        got = [take_value(results, f"{what}, result {k}") for k in range(6)]
+        require(got == [f"h{i}" for i in range(6)], f"{what} yielded {short(got)}")
 
 
 def _draws_within_buffer(pool: Any, submit: str, items: int, chunksize: int, buffersize: int) -> None:
@@ -511,6 +535,10 @@ def time_1(make_pool: PoolFactory) -> None:
         for what, submit, want, _ in _timed_submits(pool, 5):
             got = _result_of(submit(), what)
             require(got == want, f"{what} returned {short(got)}")
+        # A task that runs a while, well within its limit: its clock started when it did.
+        what = "apply_async(nap, (0.5,), timeout=5)"
+        ok, got = _outcome(pool.apply_async(tasks.nap, (0.5,), timeout=5), what)
+        require(ok and got == 0.5, f"{what} ended with {describe(got) if not ok else repr(got)}")
         # Both workers busy: a task with a timeout waits longer than that for a worker, then runs
         # at once. Its limit is twice TIMEOUT, so that a busy machine does not make it run late.
         limit, waited = 2 * TIMEOUT, 3 * TIMEOUT
