@@ -441,6 +441,25 @@ def test_cancel_says_it_dropped_the_jobs_tasks_and_no_others() -> None:
     assert [task.key for task in roster.ready] == [(first, 1)]  # its worker is busy and stalled
 
 
+def test_cancel_drops_the_jobs_waiting_tasks_and_keeps_the_others_in_order() -> None:
+    """Kills `task.key[0] != job_id` -> `task.key[0] >= job_id` where Roster.cancel keeps the
+    other jobs' tasks waiting in `ready`."""
+    roster, worker = one_worker_roster(depth=1)
+    keys = [(1, 0), (2, 0), (1, 1), (2, 1), (3, 0)]
+    roster.offer([ready_task(*key) for key in keys])[0].send()
+    assert held_by(roster, worker) == [(1, 0)]
+    roster.cancel(2).send()
+    assert [task.key for task in roster.ready] == [(1, 1), (3, 0)]
+
+
+def test_a_terminating_roster_takes_no_task_offered() -> None:
+    """Kills `return NOTHING, 0` -> `return NOTHING, 1` in Roster.offer."""
+    roster, worker = one_worker_roster(depth=2)
+    roster.terminate()
+    assert roster.offer([ready_task(0, 0)]) == (NOTHING, 0)
+    assert held_by(roster, worker) == [] and not roster.ready
+
+
 def test_a_thread_worker_that_still_has_tasks_is_served_nothing_when_it_reports() -> None:
     """settle_many frees what a thread worker finished and serves it only if it is out of
     tasks (`more`). Kills `not more` -> `more` in Roster.settle_many."""
