@@ -18,7 +18,7 @@ import pytest
 from refpool import errors, wire
 from refpool.chunking import check_chunksize, chunk_bounds, count_chunks
 from refpool.claims import SharedClaimWord, ThreadInbox
-from refpool.errors import JobCancelledError, WorkerLostError
+from refpool.errors import JobCancelledError, TaskTimeoutError, WorkerLostError
 from refpool.jobs import ApplyResult, IMapIterator, JobCache, checked_timeout
 from refpool.lifecycle import TRANSITIONS, Lifecycle, PoolEvent, PoolState, PoolStateError, legal_events
 from refpool.messages import Call, Outcome, WorkerGone
@@ -31,6 +31,7 @@ from refpool.roster import (
     ReadyTask,
     Roster,
     TaskKey,
+    WorkerRecord,
     initializer_pause_ms,
 )
 from refpool.worker import ProcessPort, worker_loop
@@ -280,6 +281,16 @@ def test_a_task_ready_when_a_worker_dies_is_not_failed_with_its_last_outcome() -
     assert not any(isinstance(value, WorkerLostError) for _, _, value in cache.delivered)
     assert [task.key for task in roster.ready] == [(0, 1)]  # it waits for the replacement
     assert handle.sent == [(1, "wire(0, 0)")]  # nothing written to it after its one task
+
+
+def test_only_the_task_a_worker_was_stopped_for_fails_with_task_timeout_error() -> None:
+    """Kills `record.timed_out[0] == lost` -> `> lost` in ResultHandler._lost_error."""
+    record = WorkerRecord(Worker(1))
+    record.timed_out = ((0, 1), 2.5)
+    timed_out = ResultHandler._lost_error(record, (0, 1), -9)
+    assert isinstance(timed_out, TaskTimeoutError)
+    assert (timed_out.job_id, timed_out.index, timed_out.timeout, timed_out.pid) == (0, 1, 2.5, 5001)
+    assert isinstance(ResultHandler._lost_error(record, (0, 0), -9), WorkerLostError)
 
 
 # --- worker.worker_loop: a live worker whose pipes break ---------------------------------------
