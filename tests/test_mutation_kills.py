@@ -9,8 +9,10 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
+from queue import Empty
 from typing import Any
 
 import pytest
@@ -34,6 +36,7 @@ from refpool.roster import (
     WorkerRecord,
     initializer_pause_ms,
 )
+from refpool.task_handler import TERMINATED, QueueMark, TaskBatch, TaskHandler
 from refpool.worker import ProcessPort, worker_loop
 
 from pool_helpers import square
@@ -523,3 +526,90 @@ def test_a_busy_worker_takes_a_task_that_exactly_fills_its_inbox_budget() -> Non
     roster, worker = one_worker_roster(depth=3, budget=20)
     roster.offer([ready_task(0, 0, size=10), ready_task(0, 1, size=10)])[0].send()
     assert held_by(roster, worker) == [(0, 0), (0, 1)]
+
+
+# --- task_handler: cancel marks and inputs that may wait -------------------------------------
+
+
+class Batches:
+    """The task queue as the task handler reads it; when it would wait for more, the pool
+    terminates, so that the handler runs to its end in the test's thread."""
+
+    def __init__(self, *batches: TaskBatch) -> None:
+        self._items: deque[TaskBatch | QueueMark] = deque(batches)
+
+    def get_nowait(self) -> TaskBatch | QueueMark:
+        if not self._items:
+            raise Empty
+        return self._items.popleft()
+
+    def get(self) -> TaskBatch | QueueMark:
+        return self._items.popleft() if self._items else TERMINATED
+
+    def empty(self) -> bool:
+        return not self._items
+
+
+class EncodingTransport:
+    def encode(self, task: Any) -> object:
+        return ("wire", task.job_id, task.position)
+
+    def size(self, encoded: object) -> int:
+        return 10
+
+    def wake(self) -> None: ...
+
+
+def run_task_handler(roster: Roster, *batches: TaskBatch) -> None:
+    TaskHandler(Batches(*batches), roster, EncodingTransport(), JobCache())._run()  # type: ignore[arg-type]
+
+
+def calls(count: int) -> Iterator[Call]:
+    for x in range(count):
+        yield Call(square, (x,), {})
+
+
+def test_the_task_handler_keeps_the_cancel_marks_while_it_holds_prepared_tasks() -> None:
+    """A job is cancelled after its tasks were prepared and before they were offered: the
+    marks must stay until they are, so that `offer` drops them. Kills the removal of the `not`
+    in `if not prepared and self._roster.cancelled` in TaskHandler._run."""
+    roster, worker = one_worker_roster(depth=4)
+
+    def two_calls_then_cancelled() -> Iterator[Call]:
+        yield from calls(2)
+        roster.cancel(5).send()
+
+    run_task_handler(roster, TaskBatch(5, two_calls_then_cancelled(), None, in_memory=True))
+    assert held_by(roster, worker) == [] and not roster.ready
+
+
+def test_the_task_handler_reads_a_cancelled_jobs_input_no_further() -> None:
+    """Kills the `not` added in `if cancelled and batch.job_id in cancelled` in
+    TaskHandler._hand_out."""
+    roster, worker = one_worker_roster(depth=4)
+    drawn: list[int] = []
+
+    def cancelled_after_its_first_call() -> Iterator[Call]:
+        for x in range(5):
+            if x == 1:
+                roster.cancel(6).send()
+            drawn.append(x)
+            yield Call(square, (x,), {})
+
+    run_task_handler(roster, TaskBatch(6, cancelled_after_its_first_call(), None, in_memory=False))
+    assert drawn == [0, 1]
+    assert held_by(roster, worker) == []  # (6, 0) taken back, (6, 1) dropped when offered
+
+
+def test_a_task_read_from_an_input_that_may_wait_goes_out_before_the_next_is_read() -> None:
+    """Kills `else 1` -> `else 2` for `at_once` in TaskHandler._hand_out (the first task of a
+    slow generator would wait for the second)."""
+    roster, worker = one_worker_roster(depth=4)
+    held_when_asked: list[list[TaskKey]] = []
+
+    def slow_input() -> Iterator[Call]:
+        yield Call(square, (0,), {})
+        held_when_asked.append(held_by(roster, worker))
+
+    run_task_handler(roster, TaskBatch(7, slow_input(), None, in_memory=False))
+    assert held_when_asked == [[(7, 0)]]
