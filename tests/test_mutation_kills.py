@@ -560,8 +560,12 @@ class EncodingTransport:
     def wake(self) -> None: ...
 
 
-def run_task_handler(roster: Roster, *batches: TaskBatch) -> None:
-    TaskHandler(Batches(*batches), roster, EncodingTransport(), JobCache())._run()  # type: ignore[arg-type]
+def run_task_handler(
+    roster: Roster, batch: TaskBatch, transport: Any = None, cache: JobCache | None = None
+) -> None:
+    transport = EncodingTransport() if transport is None else transport
+    cache = JobCache() if cache is None else cache  # an empty cache is false: its len() is 0
+    TaskHandler(Batches(batch), roster, transport, cache)._run()  # type: ignore[arg-type]
 
 
 def calls(count: int) -> Iterator[Call]:
@@ -613,3 +617,21 @@ def test_a_task_read_from_an_input_that_may_wait_goes_out_before_the_next_is_rea
 
     run_task_handler(roster, TaskBatch(7, slow_input(), None, in_memory=False))
     assert held_when_asked == [[(7, 0)]]
+
+
+class RefusesSecondTask(EncodingTransport):
+    def encode(self, task: Any) -> object:
+        if task.position == 1:
+            raise TypeError("cannot pickle this call")
+        return super().encode(task)
+
+
+def test_a_task_that_cannot_be_encoded_fails_alone_and_the_others_go_out() -> None:
+    """Kills the replacement of `except Exception` in TaskHandler._prepare."""
+    roster, worker = one_worker_roster(depth=4)
+    cache = RecordingCache()
+    batch = TaskBatch(8, calls(3), None, in_memory=True)
+    run_task_handler(roster, batch, transport=RefusesSecondTask(), cache=cache)
+    [(key, success, error)] = cache.delivered
+    assert (key, success) == ((8, 1), False) and isinstance(error, TypeError)
+    assert held_by(roster, worker) == [(8, 0), (8, 2)]
