@@ -535,10 +535,20 @@ def time_1(make_pool: PoolFactory) -> None:
         for what, submit, want, _ in _timed_submits(pool, 5):
             got = _result_of(submit(), what)
             require(got == want, f"{what} returned {short(got)}")
-        # A task that runs a while, well within its limit: its clock started when it did.
-        what = "apply_async(nap, (0.5,), timeout=5)"
-        ok, got = _outcome(pool.apply_async(tasks.nap, (0.5,), timeout=5), what)
-        require(ok and got == 0.5, f"{what} ended with {describe(got) if not ok else repr(got)}")
+        # A task running well within its limit when another timed task is handed out (the
+        # moment a pool that keeps time looks again): its clock started when it did.
+        what = "apply_async(hold, ..., timeout=5)"
+        with Gate() as timed_gate:
+            running_task = pool.apply_async(tasks.hold, (timed_gate.task("timed"),), timeout=5)
+            timed_gate.wait_for(["started-timed"], f"wait for {what} to start")
+            square = pool.apply_async(tasks.square, (3,), timeout=5)
+            value_of(square, "apply_async(square, (3,), timeout=5)")
+            timed_gate.open()
+            ok, got = _outcome(running_task, what)
+        require(
+            ok and got == "timed",
+            f"{what}, let go within a second, ended with {describe(got) if not ok else repr(got)}",
+        )
         # Both workers busy: a task with a timeout waits longer than that for a worker, then runs
         # at once. Its limit is twice TIMEOUT, so that a busy machine does not make it run late.
         limit, waited = 2 * TIMEOUT, 3 * TIMEOUT

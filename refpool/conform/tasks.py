@@ -27,12 +27,6 @@ def square(x: int) -> int:
     return x * x
 
 
-def nap(seconds: float) -> float:
-    """A task that runs for `seconds`, as real work does."""
-    time.sleep(seconds)
-    return seconds
-
-
 def add(a: int, b: int) -> int:
     return a + b
 
