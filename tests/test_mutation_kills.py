@@ -7,6 +7,7 @@ import itertools
 import math
 import multiprocessing
 import os
+import pathlib
 import threading
 import time
 from collections import deque
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import refpool
 from refpool import errors, wire
 from refpool.chunking import check_chunksize, chunk_bounds, count_chunks
 from refpool.claims import SharedClaimWord, ThreadInbox
@@ -24,7 +26,7 @@ from refpool.errors import JobCancelledError, TaskTimeoutError, WorkerLostError
 from refpool.jobs import ApplyResult, IMapIterator, JobCache, checked_timeout
 from refpool.lifecycle import TRANSITIONS, Lifecycle, PoolEvent, PoolState, PoolStateError, legal_events
 from refpool.messages import Call, Outcome, WorkerGone
-from refpool.observer import JobCancelled, Observation
+from refpool.observer import JobCancelled, Observation, StateChanged
 from refpool.result_handler import ResultHandler
 from refpool.roster import (
     FIRST_INITIALIZER_PAUSE_MS,
@@ -38,8 +40,9 @@ from refpool.roster import (
 )
 from refpool.task_handler import TERMINATED, QueueMark, TaskBatch, TaskHandler
 from refpool.worker import ProcessPort, worker_loop
+from refpool.worker_handler import WorkerHandler
 
-from pool_helpers import square
+from pool_helpers import sleep_for, square, start_then_wait_for_file
 
 S, E = PoolState, PoolEvent
 
@@ -635,3 +638,91 @@ def test_a_task_that_cannot_be_encoded_fails_alone_and_the_others_go_out() -> No
     [(key, success, error)] = cache.delivered
     assert (key, success) == ((8, 1), False) and isinstance(error, TypeError)
     assert held_by(roster, worker) == [(8, 0), (8, 2)]
+
+
+# --- worker_handler: pauses and retries --------------------------------------------------------
+
+
+class StartsOnSecondTry:
+    """Starting a worker fails once (no fds, say), then works."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+        self.started = threading.Event()
+
+    def start_worker(self, worker_id: int) -> Worker:
+        self.tries += 1
+        if self.tries == 1:
+            raise OSError("no file descriptors left")
+        self.started.set()
+        return Worker(worker_id)
+
+    def wake(self) -> None: ...
+
+
+def test_a_failed_worker_start_is_retried() -> None:
+    """Kills RETRY_AFTER_START_FAILURE = 0.5 -> -0.5 (the worker handler's thread would die
+    of the negative timeout, and the worker would never start)."""
+    roster = Roster(1, None, 2)
+    transport = StartsOnSecondTry()
+    handler = WorkerHandler(roster, transport)  # type: ignore[arg-type]
+    handler.thread.start()
+    handler.worker_gone()
+    try:
+        assert transport.started.wait(timeout=10)
+        assert transport.tries == 2
+    finally:
+        handler.stop()
+        handler.thread.join(timeout=10)
+
+
+def test_the_pause_after_an_initializer_failure_lasts_its_length() -> None:
+    """100 ms after one failure. Kills `deadline - time.monotonic()` -> `deadline //
+    time.monotonic()` in _pause_after_initializer_failures (it would wait a whole second)."""
+    roster = Roster(1, None, 2)
+    roster.initializer_failures = 1
+    handler = WorkerHandler(roster, StartsOnSecondTry())  # type: ignore[arg-type]
+    started = time.monotonic()
+    assert handler._pause_after_initializer_failures() is True
+    assert 0.09 <= time.monotonic() - started < 0.6
+
+
+# --- core: the observer, timed tasks, terminate ------------------------------------------------
+
+
+def test_the_observer_sees_each_change_of_state_once() -> None:
+    """Kills `self.lifecycle.state is not before` -> `is before` in PoolCore._report."""
+    trace: list[Observation] = []
+    pool = refpool.ThreadPool(1, observer=trace.append)
+    pool.close()
+    pool.close()  # no change: nothing to report
+    pool.join()
+    pool.terminate()
+    changes = [(o.before, o.after) for o in trace if isinstance(o, StateChanged)]
+    assert changes == [(S.INIT, S.RUN), (S.RUN, S.CLOSE), (S.CLOSE, S.TERMINATE)]
+
+
+def test_a_first_job_with_a_timeout_starts_the_timekeeper() -> None:
+    """Kills the `not` added in `if batch.timeout is not None` in PoolCore.enqueue (the first
+    timed task would run past its timeout, with no timekeeper to stop it)."""
+    with refpool.Pool(1, context=multiprocessing.get_context("fork")) as pool:
+        late = pool.apply_async(sleep_for, (30,), timeout=0.2)
+        with pytest.raises(TaskTimeoutError):
+            late.get(timeout=15)
+
+
+def test_terminate_stops_a_process_worker_in_the_middle_of_a_task(tmp_path: pathlib.Path) -> None:
+    """Kills the loop that kills every worker in PoolCore._stop_everything becoming a loop over
+    nothing (join() would wait for the task to end)."""
+    started, never = str(tmp_path / "started"), str(tmp_path / "never")
+    pool = refpool.Pool(1, context=multiprocessing.get_context("fork"))
+    pool.apply_async(start_then_wait_for_file, (started, never))
+    deadline = time.monotonic() + 15
+    # Polling is the only way to see a file appear; each step is short.
+    while not os.path.exists(started) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.path.exists(started)
+    began = time.monotonic()
+    pool.terminate()
+    pool.join()
+    assert time.monotonic() - began < 10  # the task would wait 30 s for a file that never comes
