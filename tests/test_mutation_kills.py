@@ -726,3 +726,58 @@ def test_terminate_stops_a_process_worker_in_the_middle_of_a_task(tmp_path: path
     pool.terminate()
     pool.join()
     assert time.monotonic() - began < 10  # the task would wait 30 s for a file that never comes
+
+
+# --- buffered: closing, the end of the input, job_id ------------------------------------------
+
+
+def test_a_chunked_imap_that_is_closed_yields_nothing_more() -> None:
+    """Kills `self._done = True` -> `False` in IMapResults.close."""
+    with refpool.ThreadPool(2) as pool:
+        results = pool.imap(square, range(10), chunksize=2)
+        assert next(results) == 0
+        results.close()  # type: ignore[attr-defined]  # imap is typed as returning an Iterator
+        with pytest.raises(StopIteration):
+            next(results)
+
+
+class EndsThenGoesOn:
+    """An input that ends after two items, and would go on if asked again."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        self.asked += 1
+        if self.asked == 3:
+            raise StopIteration
+        return self.asked
+
+
+def test_a_buffered_imap_asks_an_input_that_ended_for_nothing_more() -> None:
+    """Kills `self._open = False` -> `True` where InputFeed._draw_one meets the end of the
+    input: it would draw again while the tasks drawn run (here, until a gate opens)."""
+    gate = threading.Event()
+
+    def square_after_the_gate(x: int) -> int:
+        assert gate.wait(timeout=10)
+        return x * x
+
+    source = EndsThenGoesOn()
+    with refpool.ThreadPool(2) as pool:
+        results = pool.imap(square_after_the_gate, source, buffersize=4)
+        asked_before_any_result = source.asked
+        gate.set()
+        assert list(results) == [1, 4]
+    assert asked_before_any_result == 3 and source.asked == 3
+
+
+def test_a_chunked_imaps_job_id_is_its_jobs() -> None:
+    """Kills the removal of `@property` on IMapResults.job_id."""
+    with refpool.ThreadPool(1) as pool:
+        results = pool.imap(square, range(4), chunksize=2)
+        assert isinstance(results.job_id, int)  # type: ignore[attr-defined]
+        assert list(results) == [0, 1, 4, 9]
