@@ -39,6 +39,7 @@ from refpool.roster import (
     initializer_pause_ms,
 )
 from refpool.task_handler import TERMINATED, QueueMark, TaskBatch, TaskHandler
+from refpool.timekeeper import Timekeeper
 from refpool.worker import ProcessPort, worker_loop
 from refpool.worker_handler import WorkerHandler
 
@@ -781,3 +782,29 @@ def test_a_chunked_imaps_job_id_is_its_jobs() -> None:
         results = pool.imap(square, range(4), chunksize=2)
         assert isinstance(results.job_id, int)  # type: ignore[attr-defined]
         assert list(results) == [0, 1, 4, 9]
+
+
+# --- timekeeper: starting once, stopping --------------------------------------------------------
+
+
+def test_the_timekeeper_starts_one_daemon_thread_once_and_stops_when_told() -> None:
+    """Kills, in Timekeeper, `daemon=True` -> `False` (a pool the program forgot to close would
+    keep it from exiting), `and` -> `or` in start (a second thread), and, in stop and _run,
+    `_stopping = True` -> `False` and `and` -> `or` (the thread would never end)."""
+    keeper = Timekeeper(Roster(1, None, 2))
+    keeper.start()
+    thread = keeper.thread
+    assert thread is not None and thread.daemon
+    keeper.start()
+    assert keeper.thread is thread
+    keeper.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_a_timekeeper_told_to_stop_before_it_started_never_starts() -> None:
+    """Kills `and` -> `or` in Timekeeper.start."""
+    keeper = Timekeeper(Roster(1, None, 2))
+    keeper.stop()
+    keeper.start()
+    assert keeper.thread is None
