@@ -8,6 +8,7 @@ import math
 import multiprocessing
 import os
 import pathlib
+import subprocess
 import threading
 import time
 from collections import deque
@@ -25,7 +26,7 @@ from refpool.claims import SharedClaimWord, ThreadInbox
 from refpool.errors import JobCancelledError, TaskTimeoutError, WorkerLostError
 from refpool.jobs import ApplyResult, IMapIterator, JobCache, checked_timeout
 from refpool.lifecycle import TRANSITIONS, Lifecycle, PoolEvent, PoolState, PoolStateError, legal_events
-from refpool.messages import Call, Outcome, WorkerGone
+from refpool.messages import Call, Outcome, Task, WorkerGone
 from refpool.observer import JobCancelled, Observation, StateChanged
 from refpool.result_handler import ResultHandler
 from refpool.roster import (
@@ -40,7 +41,7 @@ from refpool.roster import (
 )
 from refpool.task_handler import TERMINATED, QueueMark, TaskBatch, TaskHandler
 from refpool.timekeeper import Timekeeper
-from refpool.worker import ProcessPort, worker_loop
+from refpool.worker import ProcessPort, watch_pool, worker_loop
 from refpool.worker_handler import WorkerHandler
 
 from pool_helpers import sleep_for, square, start_then_wait_for_file
@@ -808,3 +809,56 @@ def test_a_timekeeper_told_to_stop_before_it_started_never_starts() -> None:
     keeper.stop()
     keeper.start()
     assert keeper.thread is None
+
+
+# --- worker: taken-back tasks and maxtasks, a pool that is gone already -------------------------
+
+
+class SkipsSecondTask:
+    """A worker port with four tasks, the second taken back before the worker reached it."""
+
+    def __init__(self) -> None:
+        self.tasks = [(number, Call(square, (number,), {})) for number in range(1, 5)]
+        self.ran: list[int] = []
+
+    def receive(self) -> tuple[int, Any]:
+        number, call = self.tasks.pop(0)
+        return number, Task(0, number - 1, call)
+
+    def claim(self, number: int) -> bool:
+        return number != 2
+
+    def open(self, call: Any) -> Any:
+        return call
+
+    def reply(self, job_id: int, index: int, success: bool, value: Any) -> None:
+        self.ran.append(index + 1)
+
+    def initializer_failed(self, error: Exception) -> None: ...
+
+
+def test_a_task_taken_back_does_not_count_towards_maxtasksperchild() -> None:
+    """Kills `return False` -> `return True` when the claim fails in _run_task."""
+    port = SkipsSecondTask()
+    assert worker_loop(port, None, (), 2) is True
+    assert port.ran == [1, 3]
+
+
+def _watch_then_wait(pool_pid: int) -> None:
+    watch_pool(pool_pid)
+    threading.Event().wait(30)  # only the watch can end this process in time
+
+
+def test_a_worker_whose_pool_exited_before_it_could_be_watched_exits() -> None:
+    """Kills the replacement of `except ProcessLookupError` in watch_pool (the worker would
+    fall back to watching its parent, which lives on)."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: no process has this pid now
+    worker = multiprocessing.get_context("fork").Process(target=_watch_then_wait, args=(gone.pid,))
+    worker.start()
+    worker.join(timeout=10)
+    try:
+        assert worker.exitcode == 1
+    finally:
+        worker.kill()
+        worker.join()
