@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import refpool
-from refpool import errors, wire
+from refpool import errors, transport, wire
 from refpool.chunking import check_chunksize, chunk_bounds, count_chunks
 from refpool.claims import SharedClaimWord, ThreadInbox
 from refpool.errors import JobCancelledError, TaskTimeoutError, WorkerLostError
@@ -862,3 +862,29 @@ def test_a_worker_whose_pool_exited_before_it_could_be_watched_exits() -> None:
     finally:
         worker.kill()
         worker.join()
+
+
+# --- core: a pool that fails to start ---------------------------------------------------------
+
+
+def test_a_pool_whose_second_worker_cannot_start_stops_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The constructor raises the start's error, and leaves no worker behind. Kills the
+    replacement of `except BaseException` in PoolCore.start (the first worker would be left
+    running, with no pool to stop it)."""
+    start_worker = transport.ThreadTransport.start_worker
+    started: list[threading.Thread] = []
+
+    def second_start_fails(self: transport.ThreadTransport, worker_id: int) -> Any:
+        if started:
+            raise OSError("no threads left")
+        before = set(threading.enumerate())
+        handle = start_worker(self, worker_id)
+        started.extend(set(threading.enumerate()) - before)
+        return handle
+
+    monkeypatch.setattr(transport.ThreadTransport, "start_worker", second_start_fails)
+    with pytest.raises(OSError, match="no threads left"):
+        refpool.ThreadPool(2)
+    [first] = started
+    first.join(timeout=10)
+    assert not first.is_alive()
