@@ -147,8 +147,12 @@ class PoolCore:
         _join_others(threads)
         if not in_callback:
             self.timekeeper.join()
-        for handle in self.roster.handles():
-            handle.join()
+            # Not from a callback: joining a process closes its sentinel, which the result
+            # handler, this very thread, waits on once the callback returns; it would never
+            # see the worker go, and a later join() would wait for ever. It joins each
+            # worker itself as it sees it exit.
+            for handle in self.roster.handles():
+                handle.join()
         # A terminate() in another thread, begun before or during this join,
         # finishes first: until it has failed the unsettled jobs, join() has
         # not reached the end (SHUT-4, JOB-1; found by SPIN, models/pool.pml).

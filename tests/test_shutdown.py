@@ -94,6 +94,26 @@ def test_join_from_a_callback_after_close_does_not_deadlock(make_pool: MakePool)
     assert job.get(WAIT) == 4 and joined.is_set()
 
 
+def test_join_after_a_join_from_a_callback_returns(make_pool: MakePool) -> None:
+    """Checks SHUT-4: a join() in a callback did not close what the result handler waits on,
+    so the caller's own join() returns too (it waited for ever: found by the mutation run)."""
+    pool = make_pool(2)
+    joined = threading.Event()
+
+    def join_in_callback(_: object) -> None:
+        pool.join()
+        joined.set()
+
+    job = pool.apply_async(square, (2,), callback=join_in_callback)
+    pool.close()
+    assert job.get(WAIT) == 4 and joined.is_set()
+    finished = threading.Thread(target=pool.join, daemon=True)
+    finished.start()
+    finished.join(WAIT)
+    assert not finished.is_alive(), "join() after a join() from a callback never returned"
+    assert_nothing_left(pool)
+
+
 def test_a_dropped_running_pool_warns_and_is_terminated() -> None:
     """Checks LIFE-7."""
     pool = refpool.Pool(2, context=multiprocessing.get_context("fork"))
