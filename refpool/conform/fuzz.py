@@ -729,11 +729,10 @@ def fuzz(
     divergences saved there for this target are replayed first, and new ones saved.
     """
     started = time.monotonic()
-    try:
-        target = parse(target_spec)
-        factory = target.load()
-    except TargetUnavailable as error:
-        return FuzzResult(target_spec, "SKIP", 0, False, "", str(error), "", time.monotonic() - started)
+    loaded = _load(target_spec, started)
+    if isinstance(loaded, FuzzResult):
+        return loaded
+    reference, factory = loaded
     database = None if fuzz_db is None else TargetExamples(example_database(fuzz_db), target_spec)
     run = _Run(factory, call_timeout, shrink_seconds, max_shrinks, progress, extensions)
     machine = _machine_for(run)
@@ -784,7 +783,7 @@ def fuzz(
     if not run.seen:
         return FuzzResult(target_spec, "PASS", run.runs, False, "", "", "", time.monotonic() - started)
     best = min(reversed(run.seen), key=lambda s: (len(s.log), len("\n".join(s.log))))
-    return _failed(target_spec, target.reference, run, _drop_unneeded_calls(machine, best), started, flaky)
+    return _failed(target_spec, reference, run, _drop_unneeded_calls(machine, best), started, flaky)
 
 
 def minimize(
@@ -793,18 +792,27 @@ def minimize(
     """The divergence `calls` show on the target, with every call it does not need left out
     (the greedy pass alone, on an example given rather than found); PASS if they show none."""
     started = time.monotonic()
-    try:
-        target = parse(target_spec)
-        factory = target.load()
-    except TargetUnavailable as error:
-        return FuzzResult(target_spec, "SKIP", 0, False, "", str(error), "", time.monotonic() - started)
+    loaded = _load(target_spec, started)
+    if isinstance(loaded, FuzzResult):
+        return loaded
+    reference, factory = loaded
     run = _Run(factory, call_timeout, shrink_seconds, 0, None)
     machine = _machine_for(run)
     run.replaying = True
     seen = _replay(machine, list(calls))
     if seen is None:
         return FuzzResult(target_spec, "PASS", 1, False, "", "", "", time.monotonic() - started)
-    return _failed(target_spec, target.reference, run, _drop_unneeded_calls(machine, seen), started)
+    return _failed(target_spec, reference, run, _drop_unneeded_calls(machine, seen), started)
+
+
+def _load(target_spec: str, started: float) -> tuple[str, PoolFactory] | FuzzResult:
+    """The target's module:attribute and pool factory, or the SKIP result that says why it
+    cannot be loaded."""
+    try:
+        target = parse(target_spec)
+        return target.reference, target.load()
+    except TargetUnavailable as error:
+        return FuzzResult(target_spec, "SKIP", 0, False, "", str(error), "", time.monotonic() - started)
 
 
 def _machine_for(run: _Run) -> type[PoolMachine]:
