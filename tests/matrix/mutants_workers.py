@@ -218,8 +218,8 @@ WORKERS: tuple[Mutant, ...] = (
         "join-leaves-worker-threads",
         clauses=("SHUT-6",),
         file="refpool/core.py",
-        find="""        for handle in self.roster.handles():
-            handle.join()
+        find="""            for handle in self.roster.handles():
+                handle.join()
         # A terminate()""",
         replace="""        # A terminate()""",
         why="join() after terminate() does not wait for the worker threads, which end their tasks after it",
