@@ -37,14 +37,17 @@ def kind_of(entry: str) -> str:
 def catchers(mutant: Mutant, result: dict[str, Any]) -> dict[str, list[str]]:
     """Column -> the checks in it that caught the mutant."""
     found: dict[str, list[str]] = {"unit": [], "stateful": [], "crosshair": [], "oracle": [], "models": []}
-    for entry, outcome in result.get("tests", {}).items():
-        if outcome["caught"]:
+    # In the mutant's own order, not the results file's (its keys are sorted when written).
+    tests, oracle, models = result.get("tests", {}), result.get("oracle", {}), result.get("models", {})
+    for entry in mutant.tests:
+        if tests.get(entry, {}).get("caught"):
             found[kind_of(entry)].append(entry)
-    for clause, verdict in result.get("oracle", {}).items():
-        if verdict["status"] in CAUGHT:
-            found["oracle"].append(f"{clause} {verdict['status']}")
-    for bug, outcome in result.get("models", {}).items():
-        if outcome["caught"]:
+    for clause in mutant.oracle:
+        verdict = oracle.get(clause, {}).get("status")
+        if verdict in CAUGHT:
+            found["oracle"].append(f"{clause} {verdict}")
+    for bug in mutant.model_bugs:
+        if models.get(bug, {}).get("caught"):
             found["models"].append(bug)
     return found
 
