@@ -108,6 +108,13 @@ def value_of(job: Any, what: str, hang: str = "") -> Any:
     return value
 
 
+def require_squares(jobs: list[Any], what: str, hang: str) -> None:
+    """Job i of `jobs` is square(i) and returns i * i; `what` and `hang` name job {i}."""
+    for i, job in enumerate(jobs):
+        got = value_of(job, what.format(i=i), hang.format(i=i))
+        require(got == i * i, f"{what.format(i=i)} returned {got!r}")
+
+
 def error_of(job: Any, what: str, hang: str = "", timeout: float = WAIT) -> BaseException:
     """The job's exception; Broken if it succeeded or did not settle."""
     ok, value = outcome(job, what, hang, timeout)

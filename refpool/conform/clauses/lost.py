@@ -14,6 +14,7 @@ from .common import (
     error_of,
     next_of,
     process_pool,
+    require_squares,
     running,
     short,
     value_of,
@@ -76,13 +77,11 @@ def lost_3(make_pool: PoolFactory) -> None:
         error_of(
             held, "the task whose worker was killed", "a worker was killed mid-task and its job never settled"
         )
-        for i, job in enumerate(queued):
-            got = value_of(
-                job,
-                f"task {i} of 8 queued behind the killed worker's task",
-                f"task {i} of 8 queued behind a killed worker's task never ran",
-            )
-            require(got == i * i, f"task {i} queued behind a killed worker's task returned {got!r}")
+        require_squares(
+            queued,
+            "task {i} of 8 queued behind the killed worker's task",
+            "task {i} of 8 queued behind a killed worker's task never ran",
+        )
 
 
 @clause("LOST-4", "a raising initializer loses no task; jobs fail if it keeps raising", extension=True)
@@ -92,13 +91,11 @@ def lost_4(make_pool: PoolFactory) -> None:
         running(make_pool(2, initializer=tasks.fail_first_initializers, initargs=(folder, 2))) as pool,
     ):
         jobs = [pool.apply_async(tasks.square, (i,)) for i in range(20)]
-        for i, job in enumerate(jobs):
-            got = value_of(
-                job,
-                f"task {i} in a pool whose first two workers' initializer raised",
-                f"task {i} never settled after two workers' initializer raised",
-            )
-            require(got == i * i, f"task {i} returned {got!r}")
+        require_squares(
+            jobs,
+            "task {i} in a pool whose first two workers' initializer raised",
+            "task {i} never settled after two workers' initializer raised",
+        )
         within("close()", pool.close)
         within("join()", pool.join)
     with running(make_pool(2, initializer=tasks.failing_initializer)) as pool:

@@ -15,6 +15,7 @@ from .common import (
     clause,
     next_of,
     process_pool,
+    require_squares,
     running,
     value_of,
 )
@@ -93,13 +94,11 @@ def work_5(make_pool: PoolFactory) -> None:
         long = pool.apply_async(tasks.hold, (gate.task("long"),))
         gate.wait_for(["started-long"], "wait for the long task to start")
         quick = [pool.apply_async(tasks.square, (i,)) for i in range(10)]
-        for i, job in enumerate(quick):
-            got = value_of(
-                job,
-                f"quick job {i} while one worker runs a long task",
-                f"quick job {i} waited behind a running task while a worker was idle",
-            )
-            require(got == i * i, f"quick job {i} returned {got!r}")
+        require_squares(
+            quick,
+            "quick job {i} while one worker runs a long task",
+            "quick job {i} waited behind a running task while a worker was idle",
+        )
         gate.open()
         value_of(long, "the long task")
         with Gate() as second:
