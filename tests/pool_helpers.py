@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # What the make_pool fixtures of conftest.py give: a factory of pools.
@@ -182,3 +182,23 @@ def start_then_wait_for_file(started: str, path: str) -> int:
         pass
     wait_for_file(path)
     return os.getpid()
+
+
+class StopsThenGoesOn:
+    """An input whose third item is `stop`, raised (an error, or StopIteration: it ends), and
+    which would go on yielding up to 10 items if asked again: `asked` shows whether it was."""
+
+    def __init__(self, stop: BaseException) -> None:
+        self.stop = stop
+        self.asked = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        self.asked += 1
+        if self.asked == 3:
+            raise self.stop
+        if self.asked > 10:
+            raise StopIteration
+        return self.asked

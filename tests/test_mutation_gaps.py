@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from refpool.observer import Observation, WorkerExited
 
-from pool_helpers import MakePool, pid_of_worker, square
+from pool_helpers import MakePool, StopsThenGoesOn, pid_of_worker, square
 
 WAIT = 20  # seconds: a bound on every blocking call
 
@@ -24,31 +23,13 @@ def test_each_worker_runs_exactly_maxtasksperchild_tasks(make_process_pool: Make
     assert sorted(collections.Counter(pids).values()) == [maxtasks] * 3
 
 
-class RaisesThenGoesOn:
-    """An input whose third item raises, and which would go on yielding if asked again."""
-
-    def __init__(self) -> None:
-        self.asked = 0
-
-    def __iter__(self) -> Iterator[int]:
-        return self
-
-    def __next__(self) -> int:
-        self.asked += 1
-        if self.asked == 3:
-            raise KeyError("input failed")
-        if self.asked > 10:
-            raise StopIteration
-        return self.asked
-
-
 @pytest.mark.parametrize("buffersize", [None, 1, 2])
 def test_an_imap_input_that_raises_is_not_read_again(make_pool: MakePool, buffersize: int | None) -> None:
     """API-6: the results before the error, the error, then the end; the input is not asked
     for more after it raised, though it would yield more. (Unbuffered, the input is read
     through a generator, which ends at the error by itself; buffered, the feed must stop.)"""
     pool = make_pool(2)
-    source = RaisesThenGoesOn()
+    source = StopsThenGoesOn(KeyError("input failed"))
     results = pool.imap(square, source, buffersize=buffersize)
     assert results.next(timeout=WAIT) == 1
     assert results.next(timeout=WAIT) == 4

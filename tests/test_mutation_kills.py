@@ -44,7 +44,8 @@ from refpool.timekeeper import Timekeeper
 from refpool.worker import ProcessPort, watch_pool, worker_loop
 from refpool.worker_handler import WorkerHandler
 
-from pool_helpers import sleep_for, square, start_then_wait_for_file
+from pool_helpers import StopsThenGoesOn, sleep_for, square, start_then_wait_for_file
+from test_roster import FakeHandle
 
 S, E = PoolState, PoolEvent
 
@@ -293,11 +294,11 @@ def test_a_task_ready_when_a_worker_dies_is_not_failed_with_its_last_outcome() -
 
 def test_only_the_task_a_worker_was_stopped_for_fails_with_task_timeout_error() -> None:
     """Kills `record.timed_out[0] == lost` -> `> lost` in ResultHandler._lost_error."""
-    record = WorkerRecord(Worker(1))
+    record = WorkerRecord(FakeHandle(1))
     record.timed_out = ((0, 1), 2.5)
     timed_out = ResultHandler._lost_error(record, (0, 1), -9)
     assert isinstance(timed_out, TaskTimeoutError)
-    assert (timed_out.job_id, timed_out.index, timed_out.timeout, timed_out.pid) == (0, 1, 2.5, 5001)
+    assert (timed_out.job_id, timed_out.index, timed_out.timeout, timed_out.pid) == (0, 1, 2.5, 1001)
     assert isinstance(ResultHandler._lost_error(record, (0, 0), -9), WorkerLostError)
 
 
@@ -358,50 +359,11 @@ def test_a_worker_whose_inbox_ends_stops_quietly() -> None:
 SECOND = 10**9  # nanoseconds, as time.monotonic_ns() counts
 
 
-class ClaimWord:
-    """A worker's claim word: it has started the task numbered `claimed`, at `claimed_at`."""
-
-    def __init__(self) -> None:
-        self.claimed = 0
-        self.claimed_at = 0
-
-    def take_back(self, last_sent: int) -> int:
-        return self.claimed
-
-    def started(self) -> tuple[int, int]:
-        return self.claimed, self.claimed_at
-
-
-class Worker:
-    """A worker handle that records what it is sent and whether it was stopped."""
-
-    in_process = False
-
-    def __init__(self, worker_id: int, budget: int | None = None) -> None:
-        self.worker_id = worker_id
-        self.pid = 5000 + worker_id
-        self.claims = ClaimWord()
-        self.inbox_budget = budget
-        self.sent: list[Outgoing] = []
-        self.stopped = False
-
-    def send(self, items: Sequence[Outgoing]) -> None:
-        self.sent.extend(items)
-
-    def stop_now(self) -> None:
-        self.stopped = True
-
-    def kill(self) -> None: ...
-    def join(self) -> None: ...
-    def is_alive(self) -> bool:
-        return not self.stopped
-
-
 def one_worker_roster(
     depth: int, budget: int | None = None, observe: Callable[[Observation], None] | None = None
-) -> tuple[Roster, Worker]:
+) -> tuple[Roster, FakeHandle]:
     roster = Roster(1, None, depth, observe)
-    worker = Worker(roster.new_worker_id(), budget)
+    worker = FakeHandle(roster.new_worker_id(), budget)
     with roster.cond:
         roster.add(worker)
     return roster, worker
@@ -411,7 +373,7 @@ def ready_task(job: int, position: int, size: int = 10, timeout: float | None = 
     return ReadyTask((job, position), f"wire{(job, position)}", size, timeout)
 
 
-def held_by(roster: Roster, worker: Worker) -> list[TaskKey]:
+def held_by(roster: Roster, worker: FakeHandle) -> list[TaskKey]:
     return list(roster.workers[worker.worker_id].held)
 
 
@@ -652,12 +614,12 @@ class StartsOnSecondTry:
         self.tries = 0
         self.started = threading.Event()
 
-    def start_worker(self, worker_id: int) -> Worker:
+    def start_worker(self, worker_id: int) -> FakeHandle:
         self.tries += 1
         if self.tries == 1:
             raise OSError("no file descriptors left")
         self.started.set()
-        return Worker(worker_id)
+        return FakeHandle(worker_id)
 
     def wake(self) -> None: ...
 
@@ -743,22 +705,6 @@ def test_a_chunked_imap_that_is_closed_yields_nothing_more() -> None:
             next(results)
 
 
-class EndsThenGoesOn:
-    """An input that ends after two items, and would go on if asked again."""
-
-    def __init__(self) -> None:
-        self.asked = 0
-
-    def __iter__(self) -> Iterator[int]:
-        return self
-
-    def __next__(self) -> int:
-        self.asked += 1
-        if self.asked == 3:
-            raise StopIteration
-        return self.asked
-
-
 def test_a_buffered_imap_asks_an_input_that_ended_for_nothing_more() -> None:
     """Kills `self._open = False` -> `True` where InputFeed._draw_one meets the end of the
     input: it would draw again while the tasks drawn run (here, until a gate opens)."""
@@ -768,7 +714,7 @@ def test_a_buffered_imap_asks_an_input_that_ended_for_nothing_more() -> None:
         assert gate.wait(timeout=10)
         return x * x
 
-    source = EndsThenGoesOn()
+    source = StopsThenGoesOn(StopIteration())
     with refpool.ThreadPool(2) as pool:
         results = pool.imap(square_after_the_gate, source, buffersize=4)
         asked_before_any_result = source.asked

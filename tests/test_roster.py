@@ -12,18 +12,25 @@ from refpool.roster import READY_LIMIT, Handout, Outgoing, ReadyTask, Roster, Ta
 
 
 class FakeClaims:
-    """A claim word whose worker has started the tasks numbered up to `claimed`."""
+    """A claim word whose worker has started the tasks numbered up to `claimed`, the last of
+    them at `claimed_at` (nanoseconds, as time.monotonic_ns() counts)."""
 
     def __init__(self) -> None:
         self.claimed = 0
+        self.claimed_at = 0
         self.revoked = 0
 
     def take_back(self, last_sent: int) -> int:
         self.revoked = max(self.revoked, last_sent)
         return self.claimed
 
+    def started(self) -> tuple[int, int]:
+        return self.claimed, self.claimed_at
+
 
 class FakeHandle:
+    """A worker handle that records what it is sent and whether it was stopped."""
+
     in_process = False
 
     def __init__(self, worker_id: int, budget: int | None = None) -> None:
@@ -32,14 +39,18 @@ class FakeHandle:
         self.claims = FakeClaims()
         self.inbox_budget = budget
         self.sent: list[Outgoing] = []
+        self.stopped = False
 
     def send(self, items: Sequence[Outgoing]) -> None:
         self.sent.extend(items)
 
+    def stop_now(self) -> None:
+        self.stopped = True
+
     def kill(self) -> None: ...
     def join(self) -> None: ...
     def is_alive(self) -> bool:
-        return True
+        return not self.stopped
 
 
 def task(job: int, position: int, size: int = 10) -> ReadyTask:
