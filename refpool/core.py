@@ -147,10 +147,10 @@ class PoolCore:
         _join_others(threads)
         if not in_callback:
             self.timekeeper.join()
-            # Not from a callback: joining a process closes its sentinel, which the result
-            # handler, this very thread, waits on once the callback returns; it would never
-            # see the worker go, and a later join() would wait for ever. It joins each
-            # worker itself as it sees it exit.
+            # Only outside a callback: joining a worker process closes its sentinel, and the
+            # result handler (a callback's own thread) waits on the sentinels again once the
+            # callback returns: it would never see the workers go, and a later join() would
+            # wait for ever. The result handler joins each worker it sees exit.
             for handle in self.roster.handles():
                 handle.join()
         # A terminate() in another thread, begun before or during this join,
