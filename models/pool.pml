@@ -6,7 +6,7 @@ Theory of operation. The processes below are refpool's parts (refpool/core.py):
 
     Caller --taskq--> TaskHandler                Worker(w) --outbox[w]--> ResultHandler
                       (offers each task)         ^ claims each task       (settles outcomes; on
-                            |                    | (claimed, revoked),     `gone`, removes the
+                            |                    | (claimed, revoked),     `exits`, reaps the
                             v                    | runs it or skips it     worker)
                          Roster --inbox[w]-------+
                       (who holds what;           WorkerHandler: on CHANGED starts workers;
@@ -61,11 +61,11 @@ The protocol, as modelled:
 - Timeout (TIME-2), one roster step: when a claimed task's time is up the timekeeper takes back
   all its worker has not claimed (to the front of `ready`, then serve_all), and if the worker is
   still on that task (claimed is its number) kills it: the worker runs nothing more (an outcome it
-  wrote before is still read) and the roster gives it nothing more. When it is removed the task,
+  wrote before is still read) and the roster gives it nothing more. When it is reaped the task,
   if still held, fails with TaskTimeoutError (not WorkerLostError: no other task fails, and it
   never runs again); if its outcome was read, it keeps it. The worker is replaced (WORK-1).
   Giving the killed worker nothing is the model's finding: TIMEOUT_KILLED_TAKES_TASKS leaves it in
-  the roster as a taker until it is seen gone, and SPIN shows a task of another job, never
+  the roster as a taker until it is seen to have exited, and SPIN shows a task of another job, never
   started, handed to it and failed with WorkerLostError (tests/models/test_spin.py).
 - Bounded imap (BUF-1): the caller draws BUFFER tasks at the call, then one each time it takes a
   result (in order; a failed task's error is a result too), after taking it.
@@ -79,7 +79,7 @@ Abstractions, on purpose:
   that empties one worker's FIFO into its inbox at any later moment (tests/models/test_spin.py
   checks a configuration with it); BUG_SENTINEL_OVERTAKES_TASK (which implies it) writes the
   sentinel past the FIFO, and a task taken back, still queued, reaches the worker after it. A
-  worker removed from the roster loses its queue (refpool writes it to the dead pipe).
+  worker reaped from the roster loses its queue (refpool writes it to the dead pipe).
 - Worker slots are reused, so the state space stays bounded; a replacement gets fresh pipes and
   a fresh claim word, and joins the end of the roster (rank). Ties between equally busy workers
   go to the first in the roster, as refpool's dict gives them; ANY_ORDER breaks every tie every
@@ -89,7 +89,7 @@ Abstractions, on purpose:
   it (claimed) or before claiming its next. With BUG_CLAIM_WITHOUT_LOCK the claim's read of
   `revoked` and its write of `claimed` are two steps.
 - Steps that touch only a handler's own data are merged with the roster step they lead to:
-  reading an outcome and settling it; seeing a worker gone (Roster.exited), draining its pipe and
+  reading an outcome and settling it; seeing a worker exited (Roster.exited), draining its pipe and
   removing it (refpool settles other outcomes of the same batch in between, which only keeps the
   dead worker from being given tasks; it can be a take-back's victim either way). A job is
   settled in the step that frees its task. Locals and scratch variables are reset after use.
@@ -210,7 +210,7 @@ mtype = { TASK, SENTINEL, CHANGED, STOP };
 #define OFFER 1              /* Roster.offer(task) */
 #define BEGIN_CLOSING 2      /* Roster.begin_closing() */
 #define SETTLE 3             /* Roster.settle(worker, task) */
-#define REMOVE 4             /* Roster.exited(worker), its outcomes settled, Roster.remove(worker) */
+#define REAP 4             /* Roster.exited(worker), its outcomes settled, Roster.reap(worker) */
 #define SERVE_ALL 5          /* Roster.serve_all(), after WorkerHandler.maintain has started workers */
 #define CANCEL_JOB 6         /* cancel() on job A: settle it, drop or take back its tasks (CANCEL-1) */
 #define EXPIRE 7             /* the time of the task rt, running in worker rw, is up (TIME-2) */
@@ -236,7 +236,7 @@ byte a_left = CANCEL;        /* tasks of job A that have not ended */
 #endif
 #if TIMEOUTS
 byte timeouts;               /* expiries so far */
-byte timed_worker = NONE;    /* the worker killed when its task's time was up, until removed ... */
+byte timed_worker = NONE;    /* the worker killed when its task's time was up, until reaped ... */
 byte timed_task;             /* ... and that task */
 #endif
 #if BUFFER
@@ -244,7 +244,7 @@ byte taken;                  /* results the caller has taken from the imap, in o
 #endif
 
 /* The roster. */
-bool live[N];                /* slot w holds a worker that the result handler has not removed */
+bool live[N];                /* slot w holds a worker that the result handler has not reaped */
 byte nlive;
 byte rank[N];                /* its place in Roster.workers, a dict: in the order workers joined */
 byte held_task[N * DEPTH];   /* the tasks worker w holds, oldest first (HT) ... */
@@ -253,7 +253,7 @@ byte nheld[N];
 byte last_number[N];         /* of the last task sent to worker w */
 bool stalled[N];             /* tasks were taken back behind a task it runs */
 bool got_shutdown[N];        /* it has been sent its sentinel: nothing more goes to it */
-bool exited[N];              /* seen gone (the result handler marks it before draining its pipe) */
+bool exited[N];              /* seen to have exited (the result handler marks it before draining its pipe) */
 byte ready[T];               /* tasks offered that wait for a worker, in order */
 byte nready;
 bool closing;                /* closed, and every task offered (Roster.closing) */
@@ -279,9 +279,9 @@ chan outq[N] = [QUEUE] of { mtype, byte, byte };        /* record.outgoing: TASK
 #endif
 chan inbox[N] = [QUEUE] of { mtype, byte, byte };       /* the worker's inbox pipe */
 chan outbox[N] = [DEPTH] of { byte };                   /* worker -> parent: the outcome of task t */
-chan gone = [N] of { byte };                            /* worker w exited (its process sentinel) */
+chan exits = [N] of { byte };                            /* worker w exited (its process sentinel) */
 chan wake = [1] of { bit };                             /* the result handler's self-pipe */
-chan worker_requests = [N + CRASHES + 3] of { mtype };  /* CHANGED (worker gone) or STOP */
+chan worker_requests = [N + CRASHES + 3] of { mtype };  /* CHANGED (worker exited) or STOP */
 
 /* Scratch: set before use inside one step, reset to 0 at its end. */
 byte rw, rt;                 /* the worker and the task of a roster step (roster_call) */
@@ -299,7 +299,7 @@ hidden byte sc_v, sc_i, sc_n;  /* cancel's, expiry's and join's scratch (not in 
 #define HT(w, i) held_task[(w) * DEPTH + (i)]
 #define HN(w, i) held_num[(w) * DEPTH + (i)]
 /* A worker the roster may give tasks: in it, not seen exited, not sent its sentinel, and not
-   killed. A worker killed at a task's expiry stays in the roster until it is seen gone, and a
+   killed. A worker killed at a task's expiry stays in the roster until it is seen to have exited, and a
    task given to it meanwhile would fail with WorkerLostError (LOST-1) although it never started:
    TIME-2 says the other jobs are unaffected. (Before terminate kills, nothing is given out any
    more.) TIMEOUT_KILLED_TAKES_TASKS leaves the killed worker a taker, and SPIN finds that. */
@@ -758,8 +758,8 @@ inline offer(t) {
   fi
 }
 
-/* Roster.exited, the outcomes drained from the worker's pipe settled, then Roster.remove. */
-inline remove(w) {
+/* Roster.exited, the outcomes drained from the worker's pipe settled, then Roster.reap. */
+inline reap(w) {
   exited[w] = true;  /* what it sent is read from now on without serving it */
   do  /* LOST-1: every outcome the worker sent is read before its task fails */
   :: outbox[w]?st -> release(w, st); st = 0
@@ -843,7 +843,7 @@ inline remove(w) {
   got_shutdown[w] = false;
   exited[w] = false;
   sentinel_written[w] = false;
-  worker_requests!CHANGED  /* WorkerHandler.worker_gone */
+  worker_requests!CHANGED  /* WorkerHandler.worker_reaped */
 }
 
 #if CANCEL
@@ -975,7 +975,7 @@ end:
 #ifndef BUG_NO_HANDOUT_ON_OUTCOME
             sa_held[rw] = 1  /* the worker, now with room, is served (WORK-5) */
 #endif
-         :: op == REMOVE -> remove(rw); mark_all()  /* what it had not started, to others */
+         :: op == REAP -> reap(rw); mark_all()  /* what it had not started, to others */
          :: op == SERVE_ALL -> mark_all()
 #if CANCEL
          :: op == CANCEL_JOB -> cancel_job(); mark_all()  /* job B's tasks taken back, to others */
@@ -1101,7 +1101,7 @@ proctype Worker(byte w) {
      break  /* dies between tasks */
   :: killed[w] -> break
   od;
-  atomic { nrunning--; t = 0; n = 0; gone!w }  /* exited: its process sentinel is ready */
+  atomic { nrunning--; t = 0; n = 0; exits!w }  /* exited: its process sentinel is ready */
 }
 
 /* WorkerHandler.maintain's start of one worker into slot w, under roster.cond (atomic). */
@@ -1183,7 +1183,7 @@ proctype ResultHandler() {
   do
   :: FINISHED -> break
   :: else ->
-     if  /* transport.wait(): an outcome, a worker gone, or a wake */
+     if  /* transport.wait(): an outcome, a worker exited, or a wake */
      :: wake?_
      :: atomic {
           if
@@ -1206,13 +1206,13 @@ proctype ResultHandler() {
           roster_call!SETTLE
         }
      :: atomic {
-          gone?w ->
+          exits?w ->
           if
           :: terminating -> goto stop
           :: else
           fi;
           rw = w; w = 0;
-          roster_call!REMOVE
+          roster_call!REAP
         }
      fi
   od;

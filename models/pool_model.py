@@ -287,7 +287,7 @@ class Worker(NamedTuple):
     handed: int  # tasks handed to it, less those taken back (maxtasksperchild, WORK-3)
     stalled: bool  # tasks were taken back behind a task it runs: it takes none until it holds none
     sentinels: int  # shutdown sentinels sent to it (SHUT-2: at most one)
-    exited: bool  # the parent has seen it gone, or has killed it; what it sent may still be read
+    exited: bool  # the parent has seen it exit, or has killed it; what it sent may still be read
     expired: int | None  # the task it was killed for, past its time (TIME-2; WorkerRecord.timed_out)
 
 
@@ -777,13 +777,13 @@ def _read_outcome(state: State, action: Action, config: Config) -> State:
 
 
 def _see_exit(state: State, action: Action, config: Config) -> State:
-    """Roster.exited: the worker is seen gone; reading what it sent frees it for nothing new."""
+    """Roster.exited: the worker is seen to have exited; reading what it sent frees it for nothing new."""
     w = _worker(state, action.worker)
     return state._replace(workers=_replace_worker(state, w._replace(exited=True)))
 
 
 def _reap(state: State, action: Action, config: Config) -> State:
-    """Roster.remove: the oldest task it held fails (LOST-1), as "timeout" if it is the task the
+    """Roster.reap: the oldest task it held fails (LOST-1), as "timeout" if it is the task the
     worker was killed for (TIME-2); the ones behind it never started and go to the front of
     `ready` (LOST-3); serve every worker; tell the worker handler."""
     w = _worker(state, action.worker)

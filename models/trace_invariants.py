@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from refpool.lifecycle import PoolState
+from refpool.messages import TaskKey
 from refpool.observer import (
     JobCancelled,
     Observation,
@@ -23,11 +24,9 @@ from refpool.observer import (
     TaskHandedOut,
     TaskTakenBack,
     TaskTimedOut,
-    WorkerExited,
+    WorkerReaped,
     WorkerStarted,
 )
-
-TaskKey = tuple[int, int]
 
 
 @dataclass
@@ -61,9 +60,7 @@ class TraceState:
         return self.maxtasks is not None and self.handed_out.get(worker, 0) >= self.maxtasks
 
 
-def check_trace(
-    trace: Iterable[Observation], processes: int, maxtasks: int | None, depth: int
-) -> TraceState:
+def check_trace(trace: Iterable[Observation], processes: int, maxtasks: int | None, depth: int) -> TraceState:
     """Replay the trace; the returned state lists the violations found on the way."""
     book = TraceState(processes, maxtasks, depth)
     for observation in list(trace):
@@ -93,7 +90,7 @@ def _apply(book: TraceState, seen: Observation) -> None:
         if seen.job_id in book.cancelled and key not in book.may_end_cancelled:
             book.fail(f"CANCEL-1: task {key} of a cancelled job ran, though it had not started")
         _end(book, key)
-    elif isinstance(seen, WorkerExited):
+    elif isinstance(seen, WorkerReaped):
         _exit(book, seen)
     elif isinstance(seen, ShutdownBegun):
         if book.closing:
@@ -195,7 +192,7 @@ def _hand_out(book: TraceState, seen: TaskHandedOut) -> None:
         book.fail(f"WORK-3: worker {worker} was handed more than maxtasksperchild={book.maxtasks}")
 
 
-def _exit(book: TraceState, seen: WorkerExited) -> None:
+def _exit(book: TraceState, seen: WorkerReaped) -> None:
     worker = seen.worker_id
     held = book.held.pop(worker, [])
     if list(seen.lost) + list(seen.requeued) != held:

@@ -12,7 +12,7 @@ small, and its parts are separate, so it can be read as well as run::
                                         |   ready tasks, to the worker    v
                                         +----- that has room again --- ResultHandler
                                                                           |
-    caller <-- job (ApplyResult, MapResult, IMapIterator) <-- JobCache <--+ (outcomes, workers gone)
+    caller <-- job (ApplyResult, MapResult, IMapIterator) <-- JobCache <--+ (outcomes, workers exited)
     WorkerHandler: starts workers, and replaces the ones that exit while the pool may grow.
 
 A worker that becomes idle while another holds tasks it has not started gets

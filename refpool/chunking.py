@@ -44,20 +44,20 @@ def count_chunks(length: int, chunksize: int) -> int:
     return -(-length // chunksize)
 
 
-# API-2: the results of chunk `index` go to [start, stop) of the map's list,
+# API-2: the results of chunk `position` go to [start, stop) of the map's list,
 # so the list comes out in input order; consecutive chunks tile it with no gap
 # or overlap, and only the last one may be short.
-def chunk_bounds(index: int, chunksize: int, length: int) -> tuple[int, int]:
-    """The slice [start, stop) of a `length`-item input that chunk `index` covers.
+def chunk_bounds(position: int, chunksize: int, length: int) -> tuple[int, int]:
+    """The slice [start, stop) of a `length`-item input that chunk `position` covers.
 
     pre: length >= 0 and chunksize >= 1
-    pre: 0 <= index < count_chunks(length, chunksize)
-    post: __return__[0] == index * chunksize
+    pre: 0 <= position < count_chunks(length, chunksize)
+    post: __return__[0] == position * chunksize
     post: 0 <= __return__[0] < __return__[1] <= length
     post: __return__[1] - __return__[0] == chunksize or __return__[1] == length
-    post: index + 1 < count_chunks(length, chunksize) or __return__[1] == length
+    post: position + 1 < count_chunks(length, chunksize) or __return__[1] == length
     """
-    start = index * chunksize
+    start = position * chunksize
     return start, min(start + chunksize, length)
 
 

@@ -37,7 +37,7 @@ class PoolCore:
         self.worker_handler = WorkerHandler(self.roster, transport)
         self.task_handler = TaskHandler(self._taskqueue, self.roster, transport, self.cache)
         self.result_handler = ResultHandler(
-            self.roster, transport, self.cache, self.worker_handler.worker_gone, self._no_worker_needed
+            self.roster, transport, self.cache, self.worker_handler.worker_reaped, self._no_worker_needed
         )
         self.timekeeper = Timekeeper(self.roster)
         transport.bind(self.result_handler)

@@ -61,18 +61,18 @@ class WorkerLostError(Exception):
     The pool itself goes on: it starts a replacement while it is running.
     """
 
-    def __init__(self, pid: int | None, exitcode: int | None, job_id: int, index: int) -> None:
+    def __init__(self, pid: int | None, exitcode: int | None, job_id: int, position: int) -> None:
         super().__init__(
             f"worker (pid {pid}) exited with {describe_exitcode(exitcode)} while it held "
-            f"task {index} of job {job_id}"
+            f"task {position} of job {job_id}"
         )
         self.pid = pid
         self.exitcode = exitcode
         self.job_id = job_id
-        self.index = index
+        self.position = position
 
     def __reduce__(self) -> tuple[type[WorkerLostError], tuple[int | None, int | None, int, int]]:
-        return type(self), (self.pid, self.exitcode, self.job_id, self.index)
+        return type(self), (self.pid, self.exitcode, self.job_id, self.position)
 
 
 class InitializerError(Exception):
@@ -122,13 +122,13 @@ class JobCancelledError(concurrent.futures.CancelledError):
 class TaskTimeoutError(builtins.TimeoutError):
     """A task ran past its `timeout`; its worker was stopped and replaced (TIME-2)."""
 
-    def __init__(self, job_id: int, index: int, timeout: float, pid: int | None) -> None:
+    def __init__(self, job_id: int, position: int, timeout: float, pid: int | None) -> None:
         super().__init__(
-            f"task {index} of job {job_id} ran past its timeout of {timeout:g} s; "
+            f"task {position} of job {job_id} ran past its timeout of {timeout:g} s; "
             f"its worker (pid {pid}) was stopped"
         )
         self.job_id = job_id
-        self.index = index
+        self.position = position
         self.timeout = timeout
         self.pid = pid
 
@@ -136,7 +136,7 @@ class TaskTimeoutError(builtins.TimeoutError):
         return str(self.args[0])
 
     def __reduce__(self) -> tuple[type[TaskTimeoutError], tuple[int, int, float, int | None]]:
-        return type(self), (self.job_id, self.index, self.timeout, self.pid)
+        return type(self), (self.job_id, self.position, self.timeout, self.pid)
 
 
 class UnreadInputError(Exception):

@@ -2,7 +2,7 @@
 
 A job is made of tasks (one for apply, one per chunk for map, one per item or
 chunk for imap). Outcomes arrive through `JobCache.deliver`, from whichever
-component learns them: the result handler (a worker's outcome, a lost worker),
+component learns them: the result handler (a worker's outcome, a worker that died),
 the task handler (a call that could not be pickled, an input iterator that
 raised) or terminate(). The first outcome that settles a job wins; later ones
 for it are ignored.
@@ -32,6 +32,7 @@ def checked_timeout(timeout: object) -> float | None:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout):
         raise TypeError(f"timeout must be a number or None, not {timeout!r}")
     return timeout
+
 
 T = TypeVar("T")
 Callback = Callable[[Any], object]
@@ -65,30 +66,31 @@ def chunk_done(chunks_left: int, success: bool) -> tuple[int, bool]:
 # with every waiting outcome that follows it without a gap.
 # JOB-1: every outcome is released exactly once: nothing is lost, duplicated
 # or reordered; the ones not released yet stay in `pending`, after the gap.
-def release_in_order(next_index: int, pending: dict[int, T], index: int, item: T) -> tuple[list[T], int]:
-    """Take outcome `item` of task `index`; return the outcomes now due, in order, and the next index.
+def release_in_order(due: int, pending: dict[int, T], position: int, item: T) -> tuple[list[T], int]:
+    """Take outcome `item` of task `position`; return the outcomes now released, in order, and the
+    position due next (`due` is the one due before).
 
-    `pending` holds the outcomes that came early, by index; it is updated in place.
+    `pending` holds the outcomes that came early, by position; it is updated in place.
 
-    pre: 0 <= next_index <= index
-    pre: index not in pending
-    pre: all(k > next_index for k in pending)
-    post[pending]: __return__[1] == next_index + len(__return__[0])
+    pre: 0 <= due <= position
+    pre: position not in pending
+    pre: all(k > due for k in pending)
+    post[pending]: __return__[1] == due + len(__return__[0])
     post: __return__[1] not in pending and all(k > __return__[1] for k in pending)
     post: len(__return__[0]) + len(pending) == len(__old__.pending) + 1
-    post: all(pending[k] is ({**__old__.pending, index: item})[k] for k in pending)
-    post: all(x is ({**__old__.pending, index: item})[next_index + i] for i, x in enumerate(__return__[0]))
-    post: (index == next_index) == (len(__return__[0]) > 0)
+    post: all(pending[k] is ({**__old__.pending, position: item})[k] for k in pending)
+    post: all(x is ({**__old__.pending, position: item})[due + i] for i, x in enumerate(__return__[0]))
+    post: (position == due) == (len(__return__[0]) > 0)
     """
-    if index != next_index:
-        pending[index] = item
-        return [], next_index
+    if position != due:
+        pending[position] = item
+        return [], due
     released = [item]
-    next_index += 1
-    while next_index in pending:
-        released.append(pending.pop(next_index))
-        next_index += 1
-    return released, next_index
+    due += 1
+    while due in pending:
+        released.append(pending.pop(due))
+        due += 1
+    return released, due
 
 
 def _settle_here(settle: Callable[[], None]) -> None:
@@ -116,25 +118,25 @@ class JobCache:
         with self._lock:
             self._jobs[job.job_id] = job
 
-    def deliver_here(self, job_id: int, index: int, success: bool, value: Any) -> bool:
+    def deliver_here(self, job_id: int, position: int, success: bool, value: Any) -> bool:
         """As `deliver`, unless the job has callbacks: False, and nothing is done, then."""
         with self._lock:
             job = self._jobs.get(job_id)
         if job is not None:
             if job.has_callbacks:
                 return False
-            job._set(index, success, value)
+            job._set(position, success, value)
         return True
 
     def discard(self, job_id: int) -> None:
         with self._lock:
             self._jobs.pop(job_id, None)
 
-    def deliver(self, job_id: int, index: int, success: bool, value: Any) -> None:
+    def deliver(self, job_id: int, position: int, success: bool, value: Any) -> None:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is not None:  # else it has settled already, e.g. a failed map
-            job._set(index, success, value)
+            job._set(position, success, value)
 
     def abandon_all(self, make_error: Callable[[], BaseException]) -> None:
         """Fail every job that is not settled (terminate)."""
@@ -165,7 +167,7 @@ class Job:
         self._cache.discard(self.job_id)
         self._pool = None
 
-    def _set(self, index: int, success: bool, value: Any) -> None:
+    def _set(self, position: int, success: bool, value: Any) -> None:
         raise NotImplementedError
 
     def _abandon(self, error: BaseException) -> None:
@@ -216,7 +218,7 @@ class ApplyResult(Job):
             return self._value
         raise self._value
 
-    def _set(self, index: int, success: bool, value: Any) -> None:
+    def _set(self, position: int, success: bool, value: Any) -> None:
         if self._claim():
             self._settle(success, value)
 
@@ -280,12 +282,12 @@ class MapResult(ApplyResult):
         if self._chunks_left == 0 and self._claim():
             self._settle(True, self._results)
 
-    def _set(self, index: int, success: bool, value: Any) -> None:
+    def _set(self, position: int, success: bool, value: Any) -> None:
         with self._lock:
             if self._settling:
                 return
             if success:
-                start, stop = chunk_bounds(index, self._chunksize, len(self._results))
+                start, stop = chunk_bounds(position, self._chunksize, len(self._results))
                 self._results[start:stop] = value
             self._chunks_left, settles = chunk_done(self._chunks_left, success)
             if not settles:
@@ -348,17 +350,17 @@ class IMapIterator(Job, Generic[T]):
         """Every outcome is in (or the job was cancelled or abandoned)."""
         return self._delivered == self._length
 
-    def _set(self, index: int, success: bool, value: Any) -> None:
+    def _set(self, position: int, success: bool, value: Any) -> None:
         with self._lock:
             if self._delivered == self._length:
                 return  # abandoned already
-            self._accept(index, (success, value))
+            self._accept(position, (success, value))
             self._check_settled()
             if self._waiting:  # a notify with nobody waiting still costs, once per task
                 self._cond.notify_all()
 
-    def _accept(self, index: int, outcome: tuple[bool, Any]) -> None:
-        released, self._delivered = release_in_order(self._delivered, self._unsorted, index, outcome)
+    def _accept(self, position: int, outcome: tuple[bool, Any]) -> None:
+        released, self._delivered = release_in_order(self._delivered, self._unsorted, position, outcome)
         self._items.extend(released)
 
     def _set_length(self, length: int) -> None:
@@ -404,6 +406,6 @@ class IMapIterator(Job, Generic[T]):
 class IMapUnorderedIterator(IMapIterator[T]):
     """The iterator that imap_unordered returns: results as they come."""
 
-    def _accept(self, index: int, outcome: tuple[bool, Any]) -> None:
+    def _accept(self, position: int, outcome: tuple[bool, Any]) -> None:
         self._items.append(outcome)
         self._delivered += 1

@@ -2,7 +2,7 @@
 
 Parent -> worker: a `Task` (one call, or one chunk of a map) or `SHUTDOWN`.
 Worker -> parent: one `Outcome` per task, or one for its initializer's
-exception. Inside the parent, `WorkerGone` says that a worker has exited and
+exception. Inside the parent, `WorkerExited` says that a worker has exited and
 that every outcome it sent has been read.
 """
 
@@ -17,6 +17,9 @@ class Call(NamedTuple):
     args: tuple[Any, ...]
     kwds: dict[str, Any]
 
+
+# A task's name everywhere in the pool: its job, and its position in that job.
+TaskKey = tuple[int, int]  # (job id, position)
 
 CallTuple = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # a Call, as a worker opens it
 
@@ -53,7 +56,7 @@ SHUTDOWN: Final = Shutdown()
 INITIALIZER_FAILED: Final = -1
 
 
-class WorkerGone(NamedTuple):
+class WorkerExited(NamedTuple):
     worker_id: int
     exitcode: int | None
     # Its initializer's exception, as an outcome (INITIALIZER_FAILED), if it

@@ -2,7 +2,7 @@
 
 Pass `observer=callable` to Pool or ThreadPool and it is called with one of
 the records below each time the pool does something that the spec constrains:
-a state change, a worker started or gone, a task handed out or taken back,
+a state change, a worker started or reaped, a task handed out or taken back,
 an outcome delivered, a job cancelled, a task past its timeout, the start of
 shutdown and each sentinel sent. Tests check the
 spec's invariants on this trace; learners can print it to watch a pool work.
@@ -20,8 +20,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from .lifecycle import PoolEvent, PoolState
-
-TaskKey = tuple[int, int]  # (job id, position in job)
+from .messages import TaskKey
 
 
 class StateChanged(NamedTuple):
@@ -56,7 +55,7 @@ class OutcomeDelivered(NamedTuple):
     success: bool
 
 
-class WorkerExited(NamedTuple):
+class WorkerReaped(NamedTuple):
     worker_id: int
     pid: int | None
     exitcode: int | None
@@ -97,7 +96,7 @@ Observation = (
     | TaskHandedOut
     | TaskTakenBack
     | OutcomeDelivered
-    | WorkerExited
+    | WorkerReaped
     | JobCancelled
     | TaskTimedOut
     | ShutdownBegun

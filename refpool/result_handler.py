@@ -3,7 +3,7 @@
 Each outcome frees its task in the roster; the worker that sent it is handed
 the next ready task at once, and then the outcome goes to its job. A payload that
 cannot be unpickled fails just its job (CPython hangs: gh-79492). When a
-worker is gone, the oldest task it still held fails with WorkerLostError, the
+worker has exited, the oldest task it still held fails with WorkerLostError, the
 tasks behind it are handed to other workers (roster.py), and the worker
 handler is told, so that it can start a replacement.
 
@@ -15,7 +15,7 @@ time, in this thread, as in CPython's ThreadPool.
 It also runs what must run where callbacks run: the settling of a cancelled
 job that has an error_callback (`in_callback_thread`, CANCEL-2).
 
-Stops when: the pool is closing and every worker has gone with nothing left
+Stops when: the pool is closing and every worker has exited with nothing left
 to run (it then stops the worker handler), or the pool terminates.
 """
 
@@ -28,8 +28,8 @@ from typing import Any
 
 from .errors import InitializerError, ResultDecodingError, TaskTimeoutError, WorkerLostError, remote_traceback
 from .jobs import JobCache
-from .messages import Outcome, WorkerGone
-from .roster import Handout, Roster, TaskKey, WorkerRecord, send_all
+from .messages import Outcome, TaskKey, WorkerExited
+from .roster import Handout, Roster, WorkerRecord, send_all
 from .transport import Event, Transport
 
 
@@ -39,13 +39,13 @@ class ResultHandler:
         roster: Roster,
         transport: Transport,
         cache: JobCache,
-        worker_gone: Callable[[], None],
+        worker_reaped: Callable[[], None],
         finished: Callable[[], None],
     ) -> None:
         self._roster = roster
         self._transport = transport
         self._cache = cache
-        self._worker_gone = worker_gone
+        self._worker_reaped = worker_reaped
         self._finished = finished
         self._soon: collections.deque[Callable[[], None]] = collections.deque()
         self._soon_lock = threading.Lock()
@@ -86,8 +86,8 @@ class ResultHandler:
         """Settle what the workers sent; False if the pool is terminating."""
         if self._soon:
             self._run_soon()
-        for gone in (event for event in events if isinstance(event, WorkerGone)):
-            self._roster.exited(gone.worker_id)  # before its last outcomes are settled
+        for exited in (event for event in events if isinstance(event, WorkerExited)):
+            self._roster.exited(exited.worker_id)  # before its last outcomes are settled
         # Outcomes come in bursts: settle them all in the roster, write the
         # tasks that this frees room for (one write per worker), and only
         # then deliver the outcomes, while the workers run those tasks.
@@ -96,9 +96,9 @@ class ResultHandler:
         for event in events:
             if self._roster.terminating:
                 return False
-            if isinstance(event, WorkerGone):
+            if isinstance(event, WorkerExited):
                 self._deliver(handouts, outcomes)  # what the worker sent comes first
-                self._on_worker_gone(event)
+                self._on_worker_exited(event)
             elif isinstance(event, Outcome):
                 outcomes.append(event)  # a thread worker's, settled in the roster already
             else:
@@ -152,18 +152,18 @@ class ResultHandler:
             error.add_note(f"The worker's traceback:\n{outcome.remote_traceback}")
         return error
 
-    def _on_worker_gone(self, gone: WorkerGone) -> None:
-        if gone.initializer_failure is not None:
-            self._on_initializer_failure(gone, gone.initializer_failure)
+    def _on_worker_exited(self, exited: WorkerExited) -> None:
+        if exited.initializer_failure is not None:
+            self._on_initializer_failure(exited, exited.initializer_failure)
             return
-        record, lost, handout = self._roster.remove(gone.worker_id, gone.exitcode)
+        record, lost, handout = self._roster.reap(exited.worker_id, exited.exitcode)
         if record is None:
             return
         handout.send()  # the tasks it had not started, to other workers
         self._release(record)
         if lost is not None:
-            self._cache.deliver(*lost, False, self._lost_error(record, lost, gone.exitcode))
-        self._worker_gone()
+            self._cache.deliver(*lost, False, self._lost_error(record, lost, exited.exitcode))
+        self._worker_reaped()
 
     @staticmethod
     def _lost_error(record: WorkerRecord, lost: TaskKey, exitcode: int | None) -> Exception:
@@ -171,10 +171,10 @@ class ResultHandler:
             return TaskTimeoutError(*lost, record.timed_out[1], record.handle.pid)  # TIME-2
         return WorkerLostError(record.handle.pid, exitcode, *lost)
 
-    def _on_initializer_failure(self, gone: WorkerGone, failure: Outcome) -> None:
+    def _on_initializer_failure(self, exited: WorkerExited, failure: Outcome) -> None:
         """The worker started none of its tasks: they go to others, or fail if workers keep
         failing to start (LOST-4)."""
-        record, failed, handout = self._roster.remove_uninitialized(gone.worker_id, gone.exitcode)
+        record, failed, handout = self._roster.reap_uninitialized(exited.worker_id, exited.exitcode)
         if record is None:
             return
         handout.send()
@@ -186,7 +186,7 @@ class ResultHandler:
                 error = InitializerError(failures)
                 error.__cause__ = cause
                 self._cache.deliver(*key, False, error)
-        self._worker_gone()  # its replacement starts after a pause (worker_handler.py)
+        self._worker_reaped()  # its replacement starts after a pause (worker_handler.py)
 
     def _release(self, record: WorkerRecord) -> None:
         record.handle.join()

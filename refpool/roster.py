@@ -64,7 +64,7 @@ Invariants (spec WORK-1, WORK-2, WORK-3, WORK-5, WORK-7, SHUT-1, SHUT-2),
 true whenever nobody holds `cond`:
 - at most `processes` workers are in the roster;
 - every task handed out is held by exactly one worker until its outcome has
-  been read, it has been taken back, or the worker has been removed;
+  been read, it has been taken back, or the worker has been reaped;
 - a worker holds at most `depth` tasks, and is handed at most `maxtasks` in
   all, less those taken back from it;
 - a task waits in `ready` only while no worker can take it;
@@ -86,7 +86,7 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple, Protocol
 
 from .claims import taken_back
-from .messages import SHUTDOWN, Shutdown
+from .messages import SHUTDOWN, Shutdown, TaskKey
 from .observer import (
     JobCancelled,
     Observer,
@@ -96,7 +96,7 @@ from .observer import (
     TaskHandedOut,
     TaskTakenBack,
     TaskTimedOut,
-    WorkerExited,
+    WorkerReaped,
     WorkerStarted,
 )
 
@@ -159,8 +159,7 @@ class WorkerHandle(Protocol):
 # further ahead.
 READY_LIMIT: Final = 64
 
-TaskKey = tuple[int, int]  # (job id, position in job)
-Numbered = tuple[int, object]  # a task's number at its worker, and its wire
+Numbered = tuple[int, object]  # a task's number at its worker, and the task encoded
 Outgoing = Numbered | Shutdown  # what is written to a worker's inbox
 
 
@@ -282,13 +281,13 @@ class HeldTask(NamedTuple):
     # None for a task too big for the budget: it travels alone, so it is its
     # worker's oldest, never taken back to run elsewhere (only to be dropped,
     # if its job is cancelled), and fails if the worker dies.
-    wire: object | None
+    encoded: object | None
     timeout: float | None  # seconds it may run, from its start (TIME-1)
 
 
 class ReadyTask(NamedTuple):
     key: TaskKey
-    wire: object
+    encoded: object
     size: int
     timeout: float | None = None
 
@@ -306,7 +305,7 @@ class WorkerRecord:
     last_number: int = 0  # of the last task sent to it
     handed_out: int = 0  # tasks it will run if it lives: for maxtasksperchild
     got_shutdown: bool = False
-    exited: bool = False  # seen gone; its last outcomes may still be read
+    exited: bool = False  # seen to have exited; its last outcomes may still be read
     stalled: bool = False  # tasks were taken back behind a task it runs
     # The task it was stopped for, having run past its timeout, and that timeout (TIME-2).
     timed_out: tuple[TaskKey, float] | None = None
@@ -359,7 +358,7 @@ def write_outgoing(record: WorkerRecord) -> None:
         while record.outgoing:  # others only append (under cond); only the writer pops
             items.append(record.outgoing.popleft())
         if items:
-            # If it died, what it held fails or runs elsewhere when it is removed.
+            # If it died, what it held fails or runs elsewhere when it is reaped.
             with contextlib.suppress(OSError):
                 record.handle.send(items)
 
@@ -369,8 +368,8 @@ NOTHING: Final = Handout(())
 
 def _ready_again(key: TaskKey, held: HeldTask) -> ReadyTask:
     """A held task that never started, to be handed out again."""
-    assert held.wire is not None, "a task sent alone was to run elsewhere"
-    return ReadyTask(key, held.wire, held.size, held.timeout)
+    assert held.encoded is not None, "a task sent alone was to run elsewhere"
+    return ReadyTask(key, held.encoded, held.size, held.timeout)
 
 
 class Roster:
@@ -527,13 +526,13 @@ class Roster:
             return self._handout(touched, before)
 
     def exited(self, worker_id: int) -> None:
-        """The worker is seen gone: the outcomes drained from its pipe free it for no new task."""
+        """The worker is seen to have exited: the outcomes drained from its pipe free it for no new task."""
         with self.cond:
             record = self.workers.get(worker_id)
             if record is not None:
                 record.exited = True
 
-    def remove(
+    def reap(
         self, worker_id: int, exitcode: int | None
     ) -> tuple[WorkerRecord | None, TaskKey | None, Handout]:
         """The worker has exited and everything it sent has been read (LOST-1, LOST-3).
@@ -552,7 +551,7 @@ class Roster:
             requeued = [_ready_again(k, record.held[k]) for k in keys[1:]]
             return record, lost, self._requeue(record, exitcode, lost, requeued)
 
-    def remove_uninitialized(
+    def reap_uninitialized(
         self, worker_id: int, exitcode: int | None
     ) -> tuple[WorkerRecord | None, list[TaskKey], Handout]:
         """The worker's initializer raised, and everything it sent has been read (LOST-4).
@@ -658,7 +657,7 @@ class Roster:
 
     def _stop_for_timeout(self, record: WorkerRecord, key: TaskKey, timeout: float) -> None:
         """Take back the worker's unstarted tasks, then, if the task is still the one it runs,
-        kill it: the task fails with TaskTimeoutError once the worker is removed (result
+        kill it: the task fails with TaskTimeoutError once the worker is reaped (result
         handler). Caller holds cond, and serves the workers after it."""
         number = record.held[key].number
         back, claimed = self._take_back(record)
@@ -686,11 +685,11 @@ class Roster:
         requeued: list[ReadyTask],
         serve: bool = True,
     ) -> Handout:
-        """Caller holds cond and has removed `record`: its tasks that never started go first in
+        """Caller holds cond and has reaped `record`: its tasks that never started go first in
         `ready`, and the workers with room are served."""
         if self._observe is not None:
             self._observe(
-                WorkerExited(
+                WorkerReaped(
                     record.worker_id,
                     record.handle.pid,
                     exitcode,
@@ -762,7 +761,7 @@ class Roster:
         taken: list[Outgoing] = []
         while self.ready and self._can_take(record, self.ready[0].size):
             task = self.ready.popleft()
-            taken.append((self._hold(record, task), task.wire))
+            taken.append((self._hold(record, task), task.encoded))
         if taken:
             self._put(record, taken, touched)
         if record.held or self.ready or retiring(record.handed_out, self.maxtasks):
@@ -833,7 +832,7 @@ class Roster:
 
     def _assign(self, record: WorkerRecord, task: ReadyTask, touched: list[WorkerRecord]) -> None:
         """Record that the worker holds the task, then queue it for writing."""
-        self._put(record, [(self._hold(record, task), task.wire)], touched)
+        self._put(record, [(self._hold(record, task), task.encoded)], touched)
 
     def _put(self, record: WorkerRecord, items: list[Outgoing], touched: list[WorkerRecord]) -> None:
         """Queue tasks or the sentinel for the worker, under cond, so that a sentinel queues
@@ -849,7 +848,7 @@ class Roster:
         """Record that the worker holds the task (WORK-3), before anyone sends it; its number."""
         record.last_number += 1
         budget = record.handle.inbox_budget
-        kept = task.wire if budget is None or task.size <= budget else None
+        kept = task.encoded if budget is None or task.size <= budget else None
         # tuple.__new__: the named tuple's own constructor is a Python function,
         # and this runs once per task (measured: a tenth of the time).
         record.held[task.key] = tuple.__new__(HeldTask, (record.last_number, task.size, kept, task.timeout))

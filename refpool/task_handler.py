@@ -132,11 +132,11 @@ class TaskHandler:
 
     def _prepare(self, task: Task, timeout: float | None) -> ReadyTask | None:
         try:
-            wire = self._transport.encode(task)
+            encoded = self._transport.encode(task)
         except Exception as exc:  # e.g. a lambda sent to a process pool
             self._cache.deliver(task.job_id, task.position, False, exc)
             return None
-        return ReadyTask((task.job_id, task.position), wire, self._transport.size(wire), timeout)
+        return ReadyTask((task.job_id, task.position), encoded, self._transport.size(encoded), timeout)
 
     def _offer(self, prepared: list[ReadyTask]) -> bool:
         """Offer the prepared tasks, waiting for room as needed; False if the pool terminated."""

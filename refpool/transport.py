@@ -6,7 +6,7 @@ module knows what a worker is made of. Each transport can:
   with its claim word (claims.py) and its inbox budget (roster.py, WORK-7);
 - encode a task for the wire (pickling, for processes) and decode a payload;
 - wait for what workers send back: `(worker_id, Outcome)` pairs, and
-  `WorkerGone` once a worker has exited and all that it sent has been read;
+  `WorkerExited` once a worker has exited and all that it sent has been read;
 - wake that wait, when the set of workers has changed.
 
 A process worker holds several tasks, written ahead into its pipe, so that
@@ -34,13 +34,13 @@ from typing import Any, Protocol
 
 from . import wire
 from .claims import SharedClaimWord, ThreadInbox
-from .messages import INITIALIZER_FAILED, Call, Outcome, Shutdown, Task, WorkerGone
+from .messages import INITIALIZER_FAILED, Call, Outcome, Shutdown, Task, WorkerExited
 from .roster import Outgoing, WorkerHandle
 from .worker import InProcessSettler, ThreadPort, process_worker_main, thread_worker_main
 
-# An outcome from a worker; a worker gone; or a thread worker's outcome that it
+# An outcome from a worker; a worker exited; or a thread worker's outcome that it
 # settled itself but whose job has callbacks, to deliver from the result handler.
-Event = tuple[int, Outcome] | WorkerGone | Outcome
+Event = tuple[int, Outcome] | WorkerExited | Outcome
 WorkerConfig = tuple[Any, tuple[Any, ...], int | None]  # initializer, initargs, maxtasks
 
 
@@ -55,8 +55,8 @@ WorkerConfig = tuple[Any, tuple[Any, ...], int | None]  # initializer, initargs,
 TASKS_IN_FLIGHT = 8
 
 # How long a worker's exit code may take to appear after join() returned,
-# because another thread reaped the process (ProcessWorker.join).
-_REAPED_ELSEWHERE = 1.0  # seconds
+# because another thread collected its exit status first (ProcessWorker.join).
+_JOINED_ELSEWHERE = 1.0  # seconds
 
 # When the pipe's capacity cannot be asked (not Linux): macOS pipes start at
 # 16 KiB, and POSIX promises less; half of this is little enough for both.
@@ -85,7 +85,7 @@ class Transport(Protocol):
     def wait(self, handles: tuple[WorkerHandle, ...]) -> list[Event]: ...
     def wake(self) -> None: ...
     def release(self, handle: WorkerHandle) -> None:
-        """Close what the parent holds of a worker that is gone: its pipes and its claim word.
+        """Close what the parent holds of a worker that has exited: its pipes and its claim word.
         Called by the result handler, the thread that `wait`s, with the worker's `writing` lock
         held, so that no other thread is writing to the inbox (SHUT-7)."""
         ...
@@ -157,14 +157,14 @@ class ProcessWorker:
         with self._joining:
             if self.exitcode is None:
                 self.process.join()
-                # A Process.start() in another thread reaps every exited child
-                # (multiprocessing's _cleanup); if it reaped this one first, join()
+                # A Process.start() in another thread collects the exit status of every
+                # exited child (multiprocessing's _cleanup); if it took this one's first, join()
                 # returned before that thread recorded the exit code: wait for it.
-                deadline = time.monotonic() + _REAPED_ELSEWHERE
+                deadline = time.monotonic() + _JOINED_ELSEWHERE
                 while self.process.exitcode is None and time.monotonic() < deadline:
                     time.sleep(0.001)
                 self.exitcode = self.process.exitcode
-                if self.exitcode is not None:  # else reaped by the program itself: left to the collector
+                if self.exitcode is not None:  # else waited for by the program itself: left to the collector
                     self.process.close()
 
     def is_alive(self) -> bool:
@@ -262,24 +262,24 @@ class ProcessTransport:
             self._watch([h for h in handles if isinstance(h, ProcessWorker)])
             self._watched_handles = handles
         events: list[Event] = []
-        gone: list[ProcessWorker] = []
+        exited: list[ProcessWorker] = []
         for key, _ in self._selector.select():
             if key.data is None:
                 os.read(self._wake_r, 65536)
                 continue
             worker, is_sentinel = key.data
             if is_sentinel:
-                gone.append(worker)
+                exited.append(worker)
             elif worker.outbox_open:
                 # What has arrived, in one read: as many outcomes as are there.
                 events.extend(self._receive(worker))
-        for worker in gone:
+        for worker in exited:
             # The process has exited, so everything it wrote is in the pipe:
-            # read it all before saying it is gone.
+            # read it all before saying it has exited.
             self._unwatch(worker)  # before `join` closes its sentinel: see `_unwatch`
             events.extend(self._drain(worker))
             worker.join()
-            events.append(WorkerGone(worker.worker_id, worker.exitcode, worker.initializer_failure))
+            events.append(WorkerExited(worker.worker_id, worker.exitcode, worker.initializer_failure))
         return events
 
     def release(self, handle: WorkerHandle) -> None:
@@ -297,7 +297,7 @@ class ProcessTransport:
         the number is another worker's, that stale entry reports the new
         worker's pipe as ready, and its sentinel as fired while it still runs
         (found by the stateful test: an outcome read after its worker was
-        declared gone, and its task failed as lost).
+        declared exited, and its task failed as lost).
         """
         for fd, (watched, _) in list(self._watched.items()):
             if watched is worker:
@@ -341,7 +341,7 @@ class ProcessTransport:
         for frame in worker.reader.feed(data):
             outcome = wire.unpack_outcome(frame)
             if outcome.job_id == INITIALIZER_FAILED:
-                worker.initializer_failure = outcome  # it exits next: said with WorkerGone
+                worker.initializer_failure = outcome  # it exits next: said with WorkerExited
             else:
                 events.append((worker.worker_id, outcome))
         return events

@@ -32,7 +32,17 @@ from typing import Any, Protocol
 
 from . import wire
 from .claims import SharedClaimWord, ThreadInbox
-from .messages import INITIALIZER_FAILED, SHUTDOWN, Call, CallTuple, Outcome, Shutdown, Task, WorkerGone
+from .messages import (
+    INITIALIZER_FAILED,
+    SHUTDOWN,
+    Call,
+    CallTuple,
+    Outcome,
+    Shutdown,
+    Task,
+    TaskKey,
+    WorkerExited,
+)
 
 # Where the kernel cannot tell a process that another has exited (no
 # pidfd_open: not Linux), how often a process worker checks its parent.
@@ -51,7 +61,7 @@ class WorkerPort(Protocol):
         ...
 
     def open(self, call: Call | bytes | memoryview) -> CallTuple: ...
-    def reply(self, job_id: int, index: int, success: bool, value: Any) -> None: ...
+    def reply(self, job_id: int, position: int, success: bool, value: Any) -> None: ...
     def initializer_failed(self, error: Exception) -> None:
         """Tell the parent the initializer raised, so no task started here (LOST-4)."""
         ...
@@ -78,7 +88,7 @@ def worker_loop(
         try:
             received = port.receive()
         except (EOFError, OSError):
-            return True  # the parent has gone away
+            return True  # the parent has exited
         if isinstance(received, Shutdown):
             return True
         ran = _run_task(port, *received)
@@ -94,7 +104,7 @@ def worker_loop(
 
 def _run_task(port: WorkerPort, number: int, task: Task) -> bool | None:
     """Claim and run one task and send its outcome: True if it ran, False if it was taken back
-    (it runs in another worker, WORK-6, and does not count here), None if the parent is gone."""
+    (it runs in another worker, WORK-6, and does not count here), None if the parent has exited."""
     if not port.claim(number):
         return False
     try:
@@ -157,7 +167,7 @@ class ProcessPort:
         assert not isinstance(call, Call)
         return wire.open_call(call)
 
-    def reply(self, job_id: int, index: int, success: bool, value: Any) -> None:
+    def reply(self, job_id: int, position: int, success: bool, value: Any) -> None:
         remote_traceback = None if success else "".join(traceback.format_exception(value))
         try:
             payload = self._pickler.dumps(value)
@@ -165,7 +175,7 @@ class ProcessPort:
             # As CPython: a result that cannot be pickled fails its task only.
             success, remote_traceback = False, None
             payload = self._pickler.dumps(MaybeEncodingError(exc, value))
-        outcome = wire.pack_outcome(job_id, index, success, payload, remote_traceback)
+        outcome = wire.pack_outcome(job_id, position, success, payload, remote_traceback)
         # One outcome per write, never several: an outcome held back while the
         # next task runs would make a crash lose a task that had finished.
         wire.write_frames(self._outbox.fileno(), wire.frame(outcome))
@@ -218,9 +228,7 @@ class InProcessSettler(Protocol):
     """What a thread worker does with its outcomes, in its own thread (result_handler.py)."""
 
     def deliver_in_worker(self, job_id: int, position: int, success: bool, value: Any) -> None: ...
-    def report_in_worker(
-        self, worker_id: int, finished: list[tuple[tuple[int, int], bool]], more: bool
-    ) -> None:
+    def report_in_worker(self, worker_id: int, finished: list[tuple[TaskKey, bool]], more: bool) -> None:
         """Free the finished tasks in the roster; with `more`, the worker is out of tasks, and
         the roster puts into its inbox what it can take now, or its sentinel."""
         ...
@@ -242,7 +250,7 @@ class ThreadPort:
         self._inbox = inbox
         self._settler = settler
         self._killed = killed
-        self._finished: list[tuple[tuple[int, int], bool]] = []
+        self._finished: list[tuple[TaskKey, bool]] = []
         self.initializer_failure: Outcome | None = None
 
     def receive(self) -> Numbered | Shutdown:
@@ -265,12 +273,13 @@ class ThreadPort:
         assert isinstance(call, Call)
         return call
 
-    def reply(self, job_id: int, index: int, success: bool, value: Any) -> None:
-        self._settler.deliver_in_worker(job_id, index, success, value)
-        self._finished.append(((job_id, index), success))
+    def reply(self, job_id: int, position: int, success: bool, value: Any) -> None:
+        self._settler.deliver_in_worker(job_id, position, success, value)
+        self._finished.append(((job_id, position), success))
 
     def initializer_failed(self, error: Exception) -> None:
-        self.initializer_failure = Outcome(INITIALIZER_FAILED, 0, False, error, None)  # sent with WorkerGone
+        # sent with WorkerExited
+        self.initializer_failure = Outcome(INITIALIZER_FAILED, 0, False, error, None)
 
     def report(self, more: bool) -> None:
         finished, self._finished = self._finished, []
@@ -291,6 +300,6 @@ def thread_worker_main(
             exitcode = 0
     finally:
         # A process's death is seen through its sentinel; a thread says so
-        # itself, after its last outcome, so none is read after WorkerGone.
+        # itself, after its last outcome, so none is read after WorkerExited.
         port.report(more=False)
-        events.put(WorkerGone(worker_id, exitcode, port.initializer_failure))
+        events.put(WorkerExited(worker_id, exitcode, port.initializer_failure))

@@ -2,7 +2,7 @@
 
 It starts the first workers (from the constructor, before any thread runs, so
 that fork happens in a single-threaded parent) and, each time the result
-handler reports a worker gone, starts replacements. `Roster.missing()` says how
+handler reports a worker reaped, starts replacements. `Roster.missing()` says how
 many: none once the pool is terminating, and once it is closing, only as many
 as there are tasks waiting for a worker (WORK-2). Starting happens under the
 roster's lock, and the new workers are served (given ready tasks, or tasks
@@ -63,7 +63,7 @@ class WorkerHandler:
                 break
         return True
 
-    def worker_gone(self) -> None:
+    def worker_reaped(self) -> None:
         self._requests.put(_CHANGED)
 
     def stop(self) -> None:

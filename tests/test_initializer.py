@@ -13,7 +13,7 @@ import pytest
 import refpool
 import refpool.worker_handler
 from refpool.conform.tasks import fail_first_initializers
-from refpool.observer import Observation, WorkerExited, WorkerStarted
+from refpool.observer import Observation, WorkerReaped, WorkerStarted
 from refpool.roster import INITIALIZER_FAILURES_BEFORE_FAILING, initializer_pause_ms
 
 from pool_helpers import MakePool, failing_initializer, square
@@ -26,7 +26,7 @@ def recording_starts() -> tuple[list[tuple[float, Observation]], Any]:
     seen_at: list[tuple[float, Observation]] = []
 
     def observe(seen: Observation) -> None:
-        if isinstance(seen, (WorkerStarted, WorkerExited)):
+        if isinstance(seen, (WorkerStarted, WorkerReaped)):
             seen_at.append((time.monotonic(), seen))
 
     return seen_at, observe
@@ -36,7 +36,7 @@ def shortest_pause(seen_at: list[tuple[float, Observation]]) -> float:
     """The shortest time from a worker's exit to the start of the next worker, in seconds."""
     pauses, last_exit = [], None
     for at, seen in seen_at:
-        if isinstance(seen, WorkerExited):
+        if isinstance(seen, WorkerReaped):
             last_exit = at
         elif last_exit is not None:
             pauses.append(at - last_exit)

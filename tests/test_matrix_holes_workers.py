@@ -32,7 +32,7 @@ def test_no_task_reaches_a_worker_after_its_sentinel() -> None:
     roster.begin_closing().send()
     assert sent(roster, 1)[-1] is SHUTDOWN and held(roster, 2) == [(0, 1)]
     first = roster.workers[1]
-    _, failed, handout = roster.remove_uninitialized(2, 1)
+    _, failed, handout = roster.reap_uninitialized(2, 1)
     handout.send()
     assert not failed
     assert not first.held and sent(roster, 1)[-1] is SHUTDOWN

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from refpool.observer import Observation, WorkerExited
+from refpool.observer import Observation, WorkerReaped
 
 from pool_helpers import MakePool, StopsThenGoesOn, pid_of_worker, square
 
@@ -51,4 +51,4 @@ def test_idle_workers_stay_the_same_processes(make_process_pool: MakePool) -> No
     after = sorted(h.pid for h in pool._live_core().roster.handles())
     assert after == before
     assert all(h.is_alive() for h in pool._live_core().roster.handles())
-    assert not any(isinstance(o, WorkerExited) for o in trace)
+    assert not any(isinstance(o, WorkerReaped) for o in trace)

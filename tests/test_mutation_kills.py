@@ -26,7 +26,7 @@ from refpool.claims import SharedClaimWord, ThreadInbox
 from refpool.errors import JobCancelledError, TaskTimeoutError, WorkerLostError
 from refpool.jobs import ApplyResult, IMapIterator, JobCache, checked_timeout
 from refpool.lifecycle import TRANSITIONS, Lifecycle, PoolEvent, PoolState, PoolStateError, legal_events
-from refpool.messages import Call, Outcome, Task, WorkerGone
+from refpool.messages import Call, Outcome, Task, WorkerExited
 from refpool.observer import JobCancelled, Observation, StateChanged
 from refpool.result_handler import ResultHandler
 from refpool.roster import (
@@ -209,7 +209,7 @@ def test_a_take_back_from_a_thread_inbox_says_the_last_task_the_worker_took() ->
 
 
 def test_a_claim_words_revoked_counter_never_goes_back() -> None:
-    """"Both counters only grow" (claims.py): a take-back that has seen fewer tasks sent than
+    """ "Both counters only grow" (claims.py): a take-back that has seen fewer tasks sent than
     an earlier one gives back nothing the earlier one took. Kills `last_sent > revoked` ->
     `last_sent != revoked` in SharedClaimWord.take_back."""
     word = SharedClaimWord()
@@ -282,9 +282,11 @@ def test_a_task_ready_when_a_worker_dies_is_not_failed_with_its_last_outcome() -
     roster.offer([ReadyTask((0, 0), "wire(0, 0)", 10), ReadyTask((0, 1), "wire(0, 1)", 10)])[0].send()
     assert [task.key for task in roster.ready] == [(0, 1)]
     cache = RecordingCache()
-    handler = ResultHandler(roster, PlainTransport(), cache, worker_gone=lambda: None, finished=lambda: None)  # type: ignore[arg-type]
+    handler = ResultHandler(
+        roster, PlainTransport(), cache, worker_reaped=lambda: None, finished=lambda: None
+    )  # type: ignore[arg-type]
 
-    handler._handle([(handle.worker_id, Outcome(0, 0, True, 0, None)), WorkerGone(handle.worker_id, 0)])
+    handler._handle([(handle.worker_id, Outcome(0, 0, True, 0, None)), WorkerExited(handle.worker_id, 0)])
 
     assert cache.delivered == [((0, 0), True, 0)]  # and no WorkerLostError for (0, 1)
     assert not any(isinstance(value, WorkerLostError) for _, _, value in cache.delivered)
@@ -298,7 +300,7 @@ def test_only_the_task_a_worker_was_stopped_for_fails_with_task_timeout_error() 
     record.timed_out = ((0, 1), 2.5)
     timed_out = ResultHandler._lost_error(record, (0, 1), -9)
     assert isinstance(timed_out, TaskTimeoutError)
-    assert (timed_out.job_id, timed_out.index, timed_out.timeout, timed_out.pid) == (0, 1, 2.5, 1001)
+    assert (timed_out.job_id, timed_out.position, timed_out.timeout, timed_out.pid) == (0, 1, 2.5, 1001)
     assert isinstance(ResultHandler._lost_error(record, (0, 0), -9), WorkerLostError)
 
 
@@ -384,10 +386,10 @@ def test_the_pause_after_initializer_failures_starts_at_its_first_length_and_dou
 
 
 def test_a_first_initializer_failure_requeues_the_workers_tasks_and_fails_none() -> None:
-    """Kills the `not` added before `self.initializer_failures < ...` in remove_uninitialized."""
+    """Kills the `not` added before `self.initializer_failures < ...` in reap_uninitialized."""
     roster, worker = one_worker_roster(depth=2)
     roster.offer([ready_task(0, i) for i in range(3)])[0].send()
-    record, failed, _ = roster.remove_uninitialized(worker.worker_id, 1)
+    record, failed, _ = roster.reap_uninitialized(worker.worker_id, 1)
     assert record is not None and failed == []
     assert [task.key for task in roster.ready] == [(0, 0), (0, 1), (0, 2)]
 
@@ -631,7 +633,7 @@ def test_a_failed_worker_start_is_retried() -> None:
     transport = StartsOnSecondTry()
     handler = WorkerHandler(roster, transport)  # type: ignore[arg-type]
     handler.thread.start()
-    handler.worker_gone()
+    handler.worker_reaped()
     try:
         assert transport.started.wait(timeout=10)
         assert transport.tries == 2

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from refpool.messages import SHUTDOWN
-from refpool.roster import READY_LIMIT, Handout, Outgoing, ReadyTask, Roster, TaskKey, WorkerRecord
+from refpool.messages import SHUTDOWN, TaskKey
+from refpool.roster import READY_LIMIT, Handout, Outgoing, ReadyTask, Roster, WorkerRecord
 
 
 class FakeClaims:
@@ -120,13 +120,13 @@ def test_once_closing_workers_start_only_for_tasks_that_wait() -> None:
     roster = filled(processes=3, depth=3)
     offer(roster, *(task(0, i) for i in range(9)))  # three each
     roster.begin_closing().send()
-    roster.remove(1, -9)[2].send()  # (0, 0) is lost, (0, 3) and (0, 6) wait: nobody has room
+    roster.reap(1, -9)[2].send()  # (0, 0) is lost, (0, 3) and (0, 6) wait: nobody has room
     assert [t.key for t in roster.ready] == [(0, 3), (0, 6)]
     with roster.cond:
         assert roster.missing() == 1  # processes - live, and no more than the tasks waiting
     settle(roster, 2, (0, 1))
     assert [t.key for t in roster.ready] == [(0, 6)]  # worker 2 took (0, 3)
-    roster.remove(2, -9)[2].send()
+    roster.reap(2, -9)[2].send()
     with roster.cond:
         assert roster.missing() == 2  # (0, 6) and worker 2's (0, 4), (0, 7), behind (0, 3)
 
@@ -135,7 +135,7 @@ def test_no_worker_starts_once_closing_with_nothing_waiting() -> None:
     """Checks WORK-2."""
     roster = filled(processes=2)
     roster.begin_closing().send()
-    roster.remove(1, 0)
+    roster.reap(1, 0)
     with roster.cond:
         assert roster.missing() == 0
         with pytest.raises(AssertionError, match="beyond the count"):
@@ -147,8 +147,8 @@ def test_finished_once_closing_and_every_worker_is_gone() -> None:
     roster = filled(processes=2)
     roster.begin_closing().send()
     assert not roster.finished()
-    roster.remove(1, 0)
-    roster.remove(2, 0)
+    roster.reap(1, 0)
+    roster.reap(2, 0)
     assert roster.finished()
 
 
@@ -331,8 +331,8 @@ def test_a_task_too_big_for_the_budget_goes_alone_to_an_idle_worker_and_is_not_k
     roster = filled(processes=1, depth=4, budget=100)
     offer(roster, task(0, 0, size=500), task(0, 1, size=1))
     assert held(roster, 1) == [(0, 0)] and [t.key for t in roster.ready] == [(0, 1)]
-    assert record(roster, 1).held[(0, 0)].wire is None
-    _, lost, _ = roster.remove(1, -9)
+    assert record(roster, 1).held[(0, 0)].encoded is None
+    _, lost, _ = roster.reap(1, -9)
     assert lost == (0, 0) and [t.key for t in roster.ready] == [(0, 1)]
 
 
@@ -343,7 +343,7 @@ def test_a_dead_workers_oldest_task_is_lost_and_the_ones_behind_it_go_to_others(
     """Checks LOST-1, LOST-3."""
     roster = filled(depth=3)
     offer(roster, *(task(7, i) for i in range(6)))  # 1: 0 2 4, 2: 1 3 5
-    gone, lost, handout = roster.remove(2, -9)
+    gone, lost, handout = roster.reap(2, -9)
     handout.send()
     assert gone is not None and lost == (7, 1) and 2 not in roster.workers
     assert [t.key for t in roster.ready] == [(7, 3), (7, 5)]  # worker 1 is full: they wait, first
@@ -355,7 +355,7 @@ def test_a_new_worker_takes_the_tasks_that_wait() -> None:
     """Checks WORK-5 after a worker is lost: its replacement takes the waiting tasks."""
     roster = filled(processes=1, depth=2)
     offer(roster, task(0, 0), task(0, 1), task(0, 2))
-    roster.remove(1, -9)[2].send()
+    roster.reap(1, -9)[2].send()
     assert [t.key for t in roster.ready] == [(0, 1), (0, 2)]
     with roster.cond:
         roster.add(FakeHandle(roster.new_worker_id()))

@@ -38,7 +38,7 @@ def test_a_task_past_its_timeout_fails_and_its_worker_is_replaced(make_process_p
     with pytest.raises(refpool.TaskTimeoutError) as raised:
         timed.get(timeout=WAIT)
     error = raised.value
-    assert (error.job_id, error.index, error.timeout, error.pid) == (timed.job_id, 0, LIMIT, first_pid)
+    assert (error.job_id, error.position, error.timeout, error.pid) == (timed.job_id, 0, LIMIT, first_pid)
     assert f"task 0 of job {timed.job_id}" in str(error) and "0.5 s" in str(error)
     assert isinstance(error, TimeoutError) and not isinstance(error, multiprocessing.TimeoutError)
     assert pool.apply(pid_of_worker) != first_pid
@@ -83,7 +83,7 @@ def test_map_fails_as_a_whole_and_imap_goes_on(make_process_pool: MakePool) -> N
     assert results.next(timeout=WAIT) == 0
     with pytest.raises(refpool.TaskTimeoutError) as raised:
         results.next(timeout=WAIT)
-    assert raised.value.index == 1
+    assert raised.value.position == 1
     assert results.next(timeout=WAIT) == 0
     timed_star = pool.starmap_async(sleep_for, [(60,)], timeout=LIMIT)
     with pytest.raises(refpool.TaskTimeoutError):
@@ -190,7 +190,7 @@ def test_requeueing_the_running_task_is_caught(
         original(self, record, key, timeout)
         if not requeued:  # once: the second run times out too, and then the pool goes on
             requeued.append(key)
-            self.ready.appendleft(roster_module.ReadyTask(key, held.wire, held.size, held.timeout))
+            self.ready.appendleft(roster_module.ReadyTask(key, held.encoded, held.size, held.timeout))
 
     monkeypatch.setattr(roster_module.Roster, "_stop_for_timeout", requeue_it_too)
     _, starts = timed_out_and_reran("fork", tmp_path)

@@ -39,6 +39,7 @@ TABLE: dict[tuple[str, str], str] = {
 }
 REFUSALS = {"submit": "Pool not running", "join": "Pool is still running"}
 
+
 @dataclass(frozen=True)
 class Expected:
     """What a job must end with: a value, or an exception of a type whose message contains a text."""

@@ -283,7 +283,10 @@ JOBS: tuple[Mutant, ...] = (
         find="        try:\n            if success and self._callback is not None:",
         replace="        self._event.set()\n        try:\n            if success and self._callback is not None:",
         why="get() may return before the callback has run",
-        tests=("tests/test_jobs.py", "tests/test_matrix_holes_front.py::test_get_waits_while_the_callback_runs"),
+        tests=(
+            "tests/test_jobs.py",
+            "tests/test_matrix_holes_front.py::test_get_waits_while_the_callback_runs",
+        ),
         oracle=("JOB-4",),
     ),
     Mutant(

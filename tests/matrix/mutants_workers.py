@@ -10,10 +10,10 @@ WORKERS: tuple[Mutant, ...] = (
         "exit-not-reported",
         clauses=("WORK-1",),
         file="refpool/result_handler.py",
-        find="""            self._cache.deliver(*lost, False, self._lost_error(record, lost, gone.exitcode))
-        self._worker_gone()""",
+        find="""            self._cache.deliver(*lost, False, self._lost_error(record, lost, exited.exitcode))
+        self._worker_reaped()""",
         replace=(
-            "            self._cache.deliver(*lost, False, self._lost_error(record, lost, gone.exitcode))"
+            "            self._cache.deliver(*lost, False, self._lost_error(record, lost, exited.exitcode))"
         ),
         why="the result handler does not tell the worker handler that a worker died, so it is never replaced",
         tests=("tests/test_lost_workers.py",),

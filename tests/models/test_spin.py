@@ -88,7 +88,7 @@ CONFIGURATIONS = {
     # moment, each or both or neither: worker 0 holds tasks 1 (A) and 3 (B), so a cancel takes 3
     # back and hands it out again, and leaves worker 0 stalled on 1 if it had started it; an expiry
     # kills a worker still on its task, or finds it gone on to the next and kills nothing; the
-    # killed worker's outcome is read before it is seen gone, or not; a cancelled job's running
+    # killed worker's outcome is read before it is seen to have exited, or not; a cancelled job's running
     # task times out.
     "w2-t3-c0-cancel2-timeouts1": Bounds(2, 3, 0, cancel=2, timeouts=1),
     # 0.26M states. The same with a crash, one worker: a cancelled job's running task is lost with
@@ -257,10 +257,10 @@ def test_cancel_bug_starts_a_cancelled_task() -> None:
 
 def test_a_killed_worker_must_be_given_no_task() -> None:
     """Checks TIME-2 against the timeout design without its fix (TIMEOUT_KILLED_TAKES_TASKS): a
-    worker killed at its task's expiry stays in the roster until it is seen gone; if the outcome
+    worker killed at its task's expiry stays in the roster until it is seen to have exited; if the outcome
     it wrote before the kill is read first, it is idle, takes back another worker's unstarted task
     and is given it, and that task, never started, fails with WorkerLostError when the worker is
-    removed. The roster must give a killed worker nothing (the model's default)."""
+    reaped. The roster must give a killed worker nothing (the model's default)."""
     result = run_spin(
         2, tasks=3, crashes=0, timeouts=1, defines=["TIMEOUT_KILLED_TAKES_TASKS"], optimize=False
     )

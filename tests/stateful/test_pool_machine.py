@@ -42,7 +42,7 @@ from models.api_model import (
     unpicklable_result,
 )
 from models.trace_invariants import check_final, check_trace
-from refpool.observer import Observation, StateChanged, WorkerExited
+from refpool.observer import Observation, StateChanged, WorkerReaped
 
 WAIT = 20  # seconds: a bound on every blocking call; a correct pool answers in milliseconds
 TASK_LIMIT = 0.2  # seconds: the timeout of the tasks that run past it
@@ -104,6 +104,13 @@ class PoolMachine(RuleBasedStateMachine):
 
     @rule(xs=items, bad=bad_item, chunksize=st.one_of(st.none(), st.integers(1, 4)))
     def map_async(self, xs: list[int], bad: int | None, chunksize: int | None) -> None:
+        pairs = [(x, bad) for x in xs]
+        result = self._submit(lambda: self.pool.map_async(square_or_fail_pair, pairs, chunksize))
+        if result is not None:
+            self.pending.append(Pending(result, result.job_id, expect_map(xs, bad)))
+
+    @rule(xs=items, bad=bad_item, chunksize=st.one_of(st.none(), st.integers(1, 4)))
+    def starmap_async(self, xs: list[int], bad: int | None, chunksize: int | None) -> None:
         args = [(x, bad) for x in xs]
         result = self._submit(lambda: self.pool.starmap_async(square_or_fail, args, chunksize))
         if result is not None:
@@ -278,7 +285,7 @@ class PoolMachine(RuleBasedStateMachine):
             assert str(caught.value) == refusal
 
     def _lost(self) -> set[tuple[int, int]]:
-        return {key for seen in list(self.trace) if isinstance(seen, WorkerExited) for key in seen.lost}
+        return {key for seen in list(self.trace) if isinstance(seen, WorkerReaped) for key in seen.lost}
 
     def _terminated(self) -> bool:
         return any(isinstance(s, StateChanged) and str(s.after) == "TERMINATE" for s in list(self.trace))
@@ -287,7 +294,7 @@ class PoolMachine(RuleBasedStateMachine):
         """Whether `outcome` may end this job (or this imap item, at `position`)."""
         lost = {key for key in self._lost() if key[0] == job_id and position in (None, key[1])}
         if isinstance(outcome, refpool.WorkerLostError):
-            return (outcome.job_id, outcome.index) in lost  # LOST-1: a task its dead worker held
+            return (outcome.job_id, outcome.position) in lost  # LOST-1: a task its dead worker held
         if lost:  # LOST-1: it must fail, unless another failure of the job came first
             return expected.error is not None and expected.matches(outcome)
         if isinstance(outcome, refpool.PoolTerminatedError):
@@ -346,7 +353,7 @@ class PoolMachine(RuleBasedStateMachine):
             return
         # Unordered: each lost task gives one WorkerLostError; the rest match the model.
         lost = {key for key in self._lost() if key[0] == job_id}
-        reported = {(g.job_id, g.index) for g in outcomes if isinstance(g, refpool.WorkerLostError)}
+        reported = {(g.job_id, g.position) for g in outcomes if isinstance(g, refpool.WorkerLostError)}
         require(reported == lost, f"LOST-1: job {job_id} lost {sorted(lost)}, reported {sorted(reported)}")
         unmatched = list(expected)
         for got in outcomes:

@@ -44,8 +44,8 @@ def lost_1(make_pool: PoolFactory) -> None:
         os.kill(victim, signal.SIGKILL)
         # Any exception will do here; refpool's WorkerLostError names the pid and exit code.
         error_of(held, "a task whose worker was killed", hang.format("was killed mid-task"))
-        got = value_of(pool.apply_async(tasks.square, (4,)), "apply_async after lost workers")
-        require(got == 16, f"square(4) after lost workers returned {got!r}")
+        got = value_of(pool.apply_async(tasks.square, (4,)), "apply_async after workers died")
+        require(got == 16, f"square(4) after workers died returned {got!r}")
     # Outcomes sent before the worker died are read first: one worker, so item 2's worker ran 0 and 1.
     with running(process_pool(make_pool, 1)) as pool:
         results = pool.imap(tasks.exit_at, range(5))
@@ -117,7 +117,7 @@ def lost_4(make_pool: PoolFactory) -> None:
         within("join()", pool.join)
 
 
-@clause("LOST-2", "a lost worker changes nothing else: state, replacement, other jobs")
+@clause("LOST-2", "a worker that dies changes nothing else: state, replacement, other jobs")
 def lost_2(make_pool: PoolFactory) -> None:
     with running(process_pool(make_pool, 2)) as pool, Gate() as gate:
         long = pool.apply_async(tasks.hold, (gate.task("long"),))
@@ -125,13 +125,13 @@ def lost_2(make_pool: PoolFactory) -> None:
         pool.apply_async(tasks.exit_abruptly, (3,))  # the other worker dies; its job is LOST-1's business
         got = value_of(
             pool.apply_async(tasks.square, (5,)),
-            "a new job after a worker was lost",
-            "a worker was lost, and a new job never ran (the worker was not replaced)",
+            "a new job after a worker died",
+            "a worker died, and a new job never ran (the worker was not replaced)",
         )
-        require(got == 25, f"square(5) after a lost worker returned {got!r}")
-        require_state(pool, RUN, "a worker was lost")
-        got = value_of(pool.map_async(tasks.square, range(20)), "map_async after a worker was lost")
-        require(got == [x * x for x in range(20)], f"map after a lost worker returned {short(got)}")
+        require(got == 25, f"square(5) after a worker died returned {got!r}")
+        require_state(pool, RUN, "a worker died")
+        got = value_of(pool.map_async(tasks.square, range(20)), "map_async after a worker died")
+        require(got == [x * x for x in range(20)], f"map after a worker died returned {short(got)}")
         gate.open()
         got = value_of(long, "a job that ran while another worker was lost")
         require(got == "long", f"a job that ran while another worker was lost returned {got!r}")

@@ -12,27 +12,28 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def release_in_order(next_index: int, pending: dict[int, T], index: int, item: T) -> tuple[list[T], int]:
-    """Take outcome `item` of task `index`; return the outcomes now due, in order, and the next index.
+def release_in_order(due: int, pending: dict[int, T], position: int, item: T) -> tuple[list[T], int]:
+    """Take outcome `item` of task `position`; return the outcomes now released, in order, and the
+    position due next (`due` is the one due before).
 
-    `pending` holds the outcomes that came early, by index; it is updated in place.
+    `pending` holds the outcomes that came early, by position; it is updated in place.
 
-    pre: 0 <= next_index <= index
-    pre: index not in pending
-    pre: all(k > next_index for k in pending)
-    post[pending]: __return__[1] == next_index + len(__return__[0])
+    pre: 0 <= due <= position
+    pre: position not in pending
+    pre: all(k > due for k in pending)
+    post[pending]: __return__[1] == due + len(__return__[0])
     post: __return__[1] not in pending and all(k > __return__[1] for k in pending)
     post: len(__return__[0]) + len(pending) == len(__old__.pending) + 1
-    post: all(pending[k] is ({**__old__.pending, index: item})[k] for k in pending)
-    post: all(x is ({**__old__.pending, index: item})[next_index + i] for i, x in enumerate(__return__[0]))
-    post: (index == next_index) == (len(__return__[0]) > 0)
+    post: all(pending[k] is ({**__old__.pending, position: item})[k] for k in pending)
+    post: all(x is ({**__old__.pending, position: item})[due + i] for i, x in enumerate(__return__[0]))
+    post: (position == due) == (len(__return__[0]) > 0)
     """
-    if index != next_index:
-        pending[index] = item
-        return [], next_index
+    if position != due:
+        pending[position] = item
+        return [], due
     released = [item]
-    next_index += 1
-    while next_index in pending:
-        released.append(pending[next_index])  # the bug: should be pending.pop(next_index)
-        next_index += 1
-    return released, next_index
+    due += 1
+    while due in pending:
+        released.append(pending[due])  # the bug: should be pending.pop(due)
+        due += 1
+    return released, due
