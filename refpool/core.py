@@ -96,7 +96,7 @@ class PoolCore:
         handout.send()
 
     def _no_worker_needed(self) -> None:
-        """The result handler has seen the last worker go, with nothing left to run."""
+        """The result handler has seen the last worker exit, with nothing left to run."""
         self.worker_handler.stop()
         self.timekeeper.stop()
 

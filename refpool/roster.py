@@ -428,7 +428,7 @@ class Roster:
     def serve_all(self) -> Handout:
         """Give every worker with room what it can take: ready tasks, a take-back, or its sentinel.
 
-        Caller holds cond; after starting workers, closing, or a worker's removal.
+        Caller holds cond; after starting workers, closing, or reaping a worker.
         """
         if self.terminating:
             return NOTHING
