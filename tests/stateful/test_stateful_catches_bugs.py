@@ -66,13 +66,13 @@ def test_a_worker_started_after_shutdown_is_caught(monkeypatch: pytest.MonkeyPat
 @pytest.mark.timeout(600)
 def test_a_task_dropped_with_its_dead_worker_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Checks that LOST-1 and JOB-1 are enforced by the stateful test."""
-    real = Roster.remove
+    real = Roster.reap
 
     def forgetful(self: Roster, worker_id: int, exitcode: int | None) -> tuple[Any, Any, Handout]:
         record, _, handout = real(self, worker_id, exitcode)
         return record, None, handout  # its oldest task is neither failed nor run
 
-    monkeypatch.setattr(Roster, "remove", forgetful)
+    monkeypatch.setattr(Roster, "reap", forgetful)
     expect_caught(monkeypatch, "LOST-1")
 
 
@@ -115,7 +115,7 @@ def test_a_timed_out_task_requeued_is_caught(monkeypatch: pytest.MonkeyPatch) ->
     def requeue_it_too(self: Roster, record: Any, key: Any, timeout: float) -> None:
         held = record.held[key]
         real(self, record, key, timeout)
-        self.ready.appendleft(roster_module.ReadyTask(key, held.wire, held.size, held.timeout))
+        self.ready.appendleft(roster_module.ReadyTask(key, held.encoded, held.size, held.timeout))
 
     monkeypatch.setattr(Roster, "_stop_for_timeout", requeue_it_too)
     expect_caught(monkeypatch, "TIME-2")
