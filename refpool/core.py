@@ -147,8 +147,8 @@ class PoolCore:
         _join_others(threads)
         if not in_callback:
             self.timekeeper.join()
-            # Only outside a callback: joining a worker process closes its sentinel, and the
-            # result handler (a callback's own thread) waits on the sentinels again once the
+            # Only outside a callback: joining a worker process closes its exit descriptor, and the
+            # result handler (a callback's own thread) waits on those descriptors again once the
             # callback returns: it would never see the workers go, and a later join() would
             # wait for ever. The result handler joins each worker it sees exit.
             for handle in self.roster.handles():

@@ -109,7 +109,7 @@ class ProcessWorker:
     ) -> None:
         self.worker_id = worker_id
         self.process = process
-        # Kept: once the process object is closed (its sentinel released),
+        # Kept: once the process object is closed (its exit descriptor released),
         # it answers nothing, not even its pid.
         self._pid = process.pid
         self.exitcode: int | None = None  # set by `join`
@@ -153,7 +153,7 @@ class ProcessWorker:
                 self.process.kill()
 
     def join(self) -> None:
-        """Wait for the process to exit, then close the process object (its sentinel's descriptor)."""
+        """Wait for the process to exit, then close the process object (its exit descriptor)."""
         with self._joining:
             if self.exitcode is None:
                 self.process.join()
@@ -267,8 +267,8 @@ class ProcessTransport:
             if key.data is None:
                 os.read(self._wake_r, 65536)
                 continue
-            worker, is_sentinel = key.data
-            if is_sentinel:
+            worker, is_exit_descriptor = key.data
+            if is_exit_descriptor:
                 exited.append(worker)
             elif worker.outbox_open:
                 # What has arrived, in one read: as many outcomes as are there.
@@ -276,7 +276,7 @@ class ProcessTransport:
         for worker in exited:
             # The process has exited, so everything it wrote is in the pipe:
             # read it all before saying it has exited.
-            self._unwatch(worker)  # before `join` closes its sentinel: see `_unwatch`
+            self._unwatch(worker)  # before `join` closes its exit descriptor: see `_unwatch`
             events.extend(self._drain(worker))
             worker.join()
             events.append(WorkerExited(worker.worker_id, worker.exitcode, worker.initializer_failure))
@@ -290,12 +290,12 @@ class ProcessTransport:
         handle.release()
 
     def _unwatch(self, worker: ProcessWorker) -> None:
-        """Stop watching a worker's outbox and sentinel; always before they are closed.
+        """Stop watching a worker's outbox and exit descriptor; always before they are closed.
 
         A descriptor closed while registered stays in the epoll set as long as
         a forked worker still holds a copy of it, under the same number; once
         the number is another worker's, that stale entry reports the new
-        worker's pipe as ready, and its sentinel as fired while it still runs
+        worker's pipe as ready, and its exit descriptor as fired while it still runs
         (found by the stateful test: an outcome read after its worker was
         declared exited, and its task failed as lost).
         """
@@ -306,7 +306,7 @@ class ProcessTransport:
         self._watched_handles = ()  # `_watch` again at the next wait
 
     def _watch(self, workers: list[ProcessWorker]) -> None:
-        """Register the outboxes and sentinels of these workers, and only theirs."""
+        """Register the outboxes and exit descriptors (Process.sentinel) of these workers, and only theirs."""
         wanted: dict[int, tuple[ProcessWorker, bool]] = {}
         for worker in workers:
             if worker.outbox_open:

@@ -299,7 +299,7 @@ def thread_worker_main(
         if worker_loop(port, initializer, initargs, maxtasks):
             exitcode = 0
     finally:
-        # A process's death is seen through its sentinel; a thread says so
+        # A process's death is seen through its exit descriptor; a thread says so
         # itself, after its last outcome, so none is read after WorkerExited.
         port.report(more=False)
         events.put(WorkerExited(worker_id, exitcode, port.initializer_failure))
