@@ -279,7 +279,7 @@ chan outq[N] = [QUEUE] of { mtype, byte, byte };        /* record.outgoing: TASK
 #endif
 chan inbox[N] = [QUEUE] of { mtype, byte, byte };       /* the worker's inbox pipe */
 chan outbox[N] = [DEPTH] of { byte };                   /* worker -> parent: the outcome of task t */
-chan exits = [N] of { byte };                            /* worker w exited (its process sentinel) */
+chan exits = [N] of { byte };                            /* worker w exited (its exit descriptor) */
 chan wake = [1] of { bit };                             /* the result handler's self-pipe */
 chan worker_requests = [N + CRASHES + 3] of { mtype };  /* CHANGED (worker exited) or STOP */
 
@@ -1101,7 +1101,7 @@ proctype Worker(byte w) {
      break  /* dies between tasks */
   :: killed[w] -> break
   od;
-  atomic { nrunning--; t = 0; n = 0; exits!w }  /* exited: its process sentinel is ready */
+  atomic { nrunning--; t = 0; n = 0; exits!w }  /* exited: its exit descriptor is ready */
 }
 
 /* WorkerHandler.maintain's start of one worker into slot w, under roster.cond (atomic). */
