@@ -433,7 +433,8 @@ LOCKS: Final[tuple[Lock, ...]] = (
         "refpool.jobs:ApplyResult",
         "_lock",
         "Lock",
-        _SETTLING,
+        # Not the canceller's: it cancels only a buffered imap's job.
+        ("caller", "task_handler", "result_handler", "thread_worker", "finalizer"),
         ("refpool.jobs",),
         "one settling of an apply or map job: its value, or its cancel",
     ),
@@ -458,7 +459,7 @@ LOCKS: Final[tuple[Lock, ...]] = (
         "refpool.result_handler:ResultHandler",
         "_soon_lock",
         "Lock",
-        ("result_handler", "caller", "canceller"),
+        ("result_handler", "caller"),  # cancel() of an apply or map job with an error_callback
         ("refpool.result_handler",),
         "what must run in the callbacks' thread (a cancelled job's error_callback)",
     ),

@@ -229,8 +229,9 @@ def page() -> str:
     """spec/diagrams.md."""
     return f"""# Diagrams of refpool, generated from the code
 
-{GENERATED} `python spec/make_diagrams.py` writes this page and `spec/diagrams/`;
-`tests/test_diagrams.py` fails when they differ from what the code gives now.
+Do not edit: `python spec/make_diagrams.py` writes this page and `spec/diagrams/`
+from the code, and `tests/test_diagrams.py` fails when they differ from what the
+code gives now.
 
 ## The pool's lifecycle
 
@@ -260,9 +261,14 @@ listed). Drawn by Graphviz, with each arrow's details on hover:
 ### The locks
 
 Every `threading.Lock`, `RLock` and `Condition` that refpool's modules make, the
-object that holds it, and the threads that take it. A process worker takes none
-of them: it and the parent agree on which tasks have started through its claim
-word, a word of shared memory under a record lock (`refpool/claims.py`).
+object that holds it, and the threads that take it (the test finds each lock in
+the code, and fails on one that is not listed; who takes it is read from the
+code by hand). The result handler's thread also runs the callbacks, which may
+call close() or terminate(); the finalizer (`refpool-finalizer`) terminates a
+pool dropped outside the main thread; the canceller (`refpool-cancel-dropped`)
+cancels a buffered imap dropped unfinished. A process worker takes none of
+these locks: it and the parent agree on which tasks have started through its
+claim word, shared memory under a record lock (`refpool/claims.py`).
 
 {locks_markdown()}"""
 
