@@ -1,4 +1,4 @@
-"""The `refpool` command: `refpool conform TARGET ...` (also `python -m refpool conform ...`)."""
+"""The `refpool` command: `refpool conform TARGET ...`, `refpool trace ...` (also `python -m refpool ...`)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,16 @@ def parser() -> argparse.ArgumentParser:
         "--report-only",
         action="store_true",
         help="exit 0 whatever the verdicts (1 is for a target that breaks clauses)",
+    )
+    from .trace.command import add_arguments as add_trace_arguments
+
+    add_trace_arguments(
+        commands.add_parser(
+            "trace",
+            help="run a small pool and draw what each of its parts did",
+            description="Run a small process pool through a scenario and show its trace, one lane per "
+            "part of the pool (spec/trace.md).",
+        )
     )
     return top
 
@@ -142,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "conform":
         return conform(args)
+    if args.command == "trace":
+        from .trace.command import run as trace
+
+        return trace(args)
     raise AssertionError(f"unknown command {args.command}")
 
 

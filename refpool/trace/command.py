@@ -1,0 +1,58 @@
+"""`refpool trace`: its options, and running it (wired into refpool/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Final
+
+SCENARIO_NAMES: Final = ("map", "close", "terminate", "crash", "timeout")
+FORMAT_NAMES: Final = ("text", "mermaid", "html")
+MOST_WORKERS: Final = 16  # more lanes than a page or a diagram can show side by side
+
+
+def worker_count(value: str) -> int:
+    """--workers: a whole number from 1 to MOST_WORKERS; argparse names the bad value."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of workers, not {value!r}") from None
+    if not 1 <= count <= MOST_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MOST_WORKERS}, not {value!r}")
+    return count
+
+
+def add_arguments(trace: argparse.ArgumentParser) -> None:
+    trace.add_argument(
+        "--workers", type=worker_count, default=2, metavar="N", help="worker processes (default 2)"
+    )
+    trace.add_argument(
+        "--scenario",
+        choices=SCENARIO_NAMES,
+        default="map",
+        help="map: a map, then close and join; close: close() with work in flight; terminate: "
+        "terminate() with work in flight; crash: a task kills its worker; timeout: a task runs "
+        "past its timeout (default map)",
+    )
+    trace.add_argument("--format", choices=FORMAT_NAMES, default="text", help="default text")
+    trace.add_argument("--output", metavar="FILE", help="write the trace here instead of standard output")
+
+
+def renderers() -> dict[str, Callable[..., str]]:
+    from . import html, mermaid, text
+
+    return {"text": text.render, "mermaid": mermaid.render, "html": html.render}
+
+
+def run(args: argparse.Namespace) -> int:
+    from .scenarios import run_scenario
+
+    trace = run_scenario(args.scenario, args.workers)
+    output = renderers()[args.format](trace)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(output)
+    else:
+        sys.stdout.write(output)
+    return 0
