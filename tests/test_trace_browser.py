@@ -195,8 +195,10 @@ def save_screenshot(target: Path) -> None:
         driver = chromium(Path(folder) / "profile")
         try:
             driver.get(path.as_uri())
-            height = driver.execute_script("return document.body.scrollHeight") + 40
-            driver.set_window_size(WINDOW[0], height)
+            # The whole page in the viewport, however tall: the window's own size counts its frame.
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            metrics = {"width": WINDOW[0], "height": height, "deviceScaleFactor": 1, "mobile": False}
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
             mark = driver.find_elements(
                 By.CSS_SELECTOR, "#trace g.event[data-kind=WorkerReaped] circle.mark"
             )[0]
