@@ -6,8 +6,9 @@ written here, once. Every fact names something in the code: a class, a method, a
 record type, a thread's name, a lock attribute; tests/test_diagrams.py checks
 each against the code (it exists; a record is made by the sender and read by the
 receiver; a method is called where the sender's code runs; every lock the
-package makes is listed), so a change to the code that this table does not
-follow fails a test. spec/make_diagrams.py draws the component diagram from it
+package makes is listed), and tests/test_lock_takers.py watches the locks while
+pools run (every thread seen taking one is listed for it), so a change to the
+code that this table does not follow fails a test. spec/make_diagrams.py draws the component diagram from it
 (refpool/diagrams.py). Nothing in the pool imports this module.
 
 A name such as "refpool.roster:Roster.offer" is a module, then an attribute path

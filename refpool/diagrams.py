@@ -261,10 +261,12 @@ listed). Drawn by Graphviz, with each arrow's details on hover:
 ### The locks
 
 Every `threading.Lock`, `RLock` and `Condition` that refpool's modules make, the
-object that holds it, and the threads that take it (the test finds each lock in
-the code, and fails on one that is not listed; who takes it is read from the
-code by hand). The result handler's thread also runs the callbacks, which may
-call close() or terminate(); the finalizer (`refpool-finalizer`) terminates a
+object that holds it, and the threads that take it. `tests/test_diagrams.py`
+finds each lock in the code and fails on one that is not listed;
+`tests/test_lock_takers.py` watches every lock while pools run and fails on a
+thread seen taking one that the table does not list for it. The result
+handler's thread also runs the callbacks, which may call close() or
+terminate(); the finalizer (`refpool-finalizer`) terminates a
 pool dropped outside the main thread; the canceller (`refpool-cancel-dropped`)
 cancels a buffered imap dropped unfinished. A process worker takes none of
 these locks: it and the parent agree on which tasks have started through its
