@@ -11,6 +11,7 @@ Regenerate with `python spec/make_diagrams.py`.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import pathlib
 import re
@@ -137,12 +138,18 @@ def test_only_graphvizs_version_comment_is_ignored_in_an_svg() -> None:
 
 # --- the architecture's facts against the code --------------------------------------
 def package_sources() -> dict[str, str]:
-    """refpool's own modules (refpool/*.py), by module name."""
+    """refpool's own modules (refpool/*.py), by module name; a new dict, the caller's to change."""
     sources = {}
     for path in sorted(PACKAGE.glob("*.py")):
         name = "refpool" if path.stem == "__init__" else f"refpool.{path.stem}"
         sources[name] = path.read_text()
     return sources
+
+
+@functools.cache
+def parse(source: str) -> ast.Module:
+    """Parsed once per text: the checks below only read the trees."""
+    return ast.parse(source)
 
 
 LOCK_KINDS = ("Lock", "RLock", "Condition")
@@ -234,18 +241,26 @@ class LockScan(ast.NodeVisitor):
         self.placed.add(id(made))
 
 
+@functools.cache
+def scan_module(module: str, source: str) -> tuple[dict[tuple[str, str, str], LockMade], tuple[str, ...]]:
+    tree = parse(source)
+    scan = LockScan(module, _from_threading(tree))
+    scan.visit(tree)
+    unnamed = tuple(
+        f"{module}, line {getattr(node, 'lineno', 0)}: a lock not assigned to a name the table can list"
+        for key, node in scan.made.items()
+        if key not in scan.placed
+    )
+    return scan.named, unnamed
+
+
 def scan_locks(sources: dict[str, str]) -> tuple[dict[tuple[str, str, str], LockMade], list[str]]:
     named: dict[tuple[str, str, str], LockMade] = {}
     unnamed: list[str] = []
     for module, source in sources.items():
-        tree = ast.parse(source)
-        scan = LockScan(module, _from_threading(tree))
-        scan.visit(tree)
-        named.update(scan.named)
-        for key, node in scan.made.items():
-            if key not in scan.placed:
-                line = getattr(node, "lineno", 0)
-                unnamed.append(f"{module}, line {line}: a lock not assigned to a name the table can list")
+        found, lost = scan_module(module, source)
+        named.update(found)
+        unnamed += lost
     return named, unnamed
 
 
@@ -292,6 +307,24 @@ def _held_with(tree: ast.AST) -> set[str]:
     return held
 
 
+class ModuleRead(NamedTuple):
+    names: frozenset[str]
+    called: frozenset[str]
+    defined: frozenset[str]
+    held_with: frozenset[str]
+
+
+@functools.cache
+def read_module(source: str) -> ModuleRead:
+    tree = parse(source)
+    return ModuleRead(
+        frozenset(_names(tree)),
+        frozenset(_called(tree)),
+        frozenset(_defined(tree)),
+        frozenset(_held_with(tree)),
+    )
+
+
 def resolve(target: str) -> Any:
     """The object "module:a.b" names; raises ImportError or AttributeError."""
     module, _, path = target.partition(":")
@@ -332,10 +365,11 @@ class Facts(NamedTuple):
 def architecture_problems(facts: Facts, sources: dict[str, str]) -> list[str]:
     """Every fact of the table that the code does not bear out; [] if all hold."""
     problems: list[str] = []
-    trees = {module: ast.parse(source) for module, source in sources.items()}
-    names = {module: set(_names(tree)) for module, tree in trees.items()}
-    calls = {module: _called(tree) for module, tree in trees.items()}
-    defined = {module: _defined(tree) for module, tree in trees.items()}
+    trees = {module: parse(source) for module, source in sources.items()}
+    read = {module: read_module(source) for module, source in sources.items()}
+    names = {module: facts.names for module, facts in read.items()}
+    calls = {module: facts.called for module, facts in read.items()}
+    defined = {module: facts.defined for module, facts in read.items()}
 
     def exists(target: str, what: str) -> bool:
         try:
@@ -431,7 +465,7 @@ def architecture_problems(facts: Facts, sources: dict[str, str]) -> list[str]:
             f"{where}: {key} is not a thread of the table" for key in lock.taken_by if key not in threads
         ]
         for taker in lock.taken_in:
-            if taker not in trees or lock.attribute not in _held_with(trees[taker]):
+            if taker not in trees or lock.attribute not in read[taker].held_with:
                 problems.append(f"{where}: {taker} holds no `with ....{lock.attribute}`")
     for module, owner, attribute in sorted(made.keys() - listed):
         kind = made[(module, owner, attribute)].kind
