@@ -84,7 +84,7 @@ def event_mark(index: int, event: TraceEvent, x: float, middles: dict[str, float
         )
     target = "" if event.target is None else f' data-target="{escape(event.target)}"'
     return (
-        f'<g class="event" tabindex="0" data-index="{index}" data-kind="{event.kind}" '
+        f'<g class="event" tabindex="0" data-index="{index}" data-kind="{escape(event.kind)}" '
         f'data-lane="{escape(event.lane)}"{target} data-details="{escape(event.details)}">'
         f"<title>{escape(event.details)}</title>{arrow}"
         f'<circle class="mark" cx="{x:.1f}" cy="{y}" r="{MARK_RADIUS}" fill="{colour}"/></g>'
