@@ -1,4 +1,4 @@
-"""`python -m refpool conform TARGET`: the conformance report (see cli.py).
+"""`python -m refpool conform TARGET`, `python -m refpool trace`: the commands of cli.py.
 
 With no arguments, `python -m refpool` shows a short demonstration of a
 pool's life, lost worker included.
