@@ -165,7 +165,8 @@ def _from_threading(tree: ast.AST) -> dict[str, str]:
 
 
 def _lock_factory(node: ast.expr, imported: dict[str, str]) -> str | None:
-    """ "Lock" for `threading.Lock`, or `Lock` imported from threading (and RLock, Condition); else None."""
+    """The kind of lock that `threading.Lock` (or a Lock imported from threading) makes; RLock and
+    Condition too; None for anything else."""
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "threading":
         return node.attr if node.attr in LOCK_KINDS else None
     if isinstance(node, ast.Name):
@@ -185,15 +186,20 @@ class LockScan(ast.NodeVisitor):
     def __init__(self, module: str, imported: dict[str, str]) -> None:
         self.module = module
         self.imported = imported
-        self.classes: list[str] = []
+        self.scopes: list[tuple[str, str]] = []  # ("class", name) or ("def", name), innermost last
         self.named: dict[tuple[str, str, str], LockMade] = {}
         self.made: dict[int, ast.AST] = {}  # every lock made, by node id
         self.placed: set[int] = set()
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.classes.append(node.name)
+        self.scopes.append(("class", node.name))
         self.generic_visit(node)
-        self.classes.pop()
+        self.scopes.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.scopes.append(("def", node.name))
+        self.generic_visit(node)
+        self.scopes.pop()
 
     def visit_Call(self, node: ast.Call) -> None:
         if _lock_factory(node.func, self.imported) is not None:
@@ -223,17 +229,18 @@ class LockScan(ast.NodeVisitor):
             made = factories[0] if factories else value
         if kind is None:
             return
-        owner = self.classes[-1] if self.classes else ""
+        classes = [name for scope, name in self.scopes if scope == "class"]
         if (
             isinstance(target, ast.Attribute)
             and isinstance(target.value, ast.Name)
             and target.value.id == "self"
+            and classes
         ):
-            attribute = target.attr
-        elif isinstance(target, ast.Name):
-            attribute = target.id
+            owner, attribute = classes[-1], target.attr  # in a method: an instance's lock
+        elif isinstance(target, ast.Name) and (not self.scopes or self.scopes[-1][0] == "class"):
+            owner, attribute = (classes[-1] if classes else ""), target.id  # a class's, or the module's
         else:
-            return
+            return  # a function's local lock: reported as one the table cannot name
         over = None
         if kind == "Condition" and value.args and isinstance(value.args[0], ast.Attribute):
             over = value.args[0].attr
@@ -524,13 +531,15 @@ def test_a_new_lock_in_the_code_is_reported() -> None:
         "self._wake = threading.Event()",
         "self._wake = threading.Event()\n        self._guard = threading.Lock()",
     )
-    sources["refpool.jobs"] += "\n\n_REGISTRY = [threading.RLock()]\n"
+    sources["refpool.jobs"] += (
+        "\n\n_REGISTRY = [threading.RLock()]\n\n\ndef _guarded():\n    lock = threading.Lock()\n"
+    )
     problems = architecture_problems(Facts(), sources)
     assert (
         "refpool.timekeeper:Timekeeper._guard: a threading.Lock not in refpool.architecture.LOCKS" in problems
     )
-    assert any(p.startswith("refpool.jobs, line") for p in problems)
-    assert len(problems) == 2
+    assert sum(p.startswith("refpool.jobs, line") for p in problems) == 2  # in a list, a local
+    assert len(problems) == 3
 
 
 def test_a_made_up_message_is_reported() -> None:
