@@ -301,3 +301,12 @@ def test_the_command_names_a_bad_worker_count(capsys: pytest.CaptureFixture[str]
         assert exit.value.code == 2
         error = capsys.readouterr().err
         assert "argument --workers: must be" in error and repr(bad) in error
+
+
+def test_the_command_names_an_output_it_cannot_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing" / "trace.html"
+    assert cli.main(["trace", "--format", "html", "--output", str(missing)]) == 2
+    assert f"cannot write --output {str(missing)!r}" in capsys.readouterr().err
+    assert not missing.parent.exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TextIO
 
 SCENARIO_NAMES: Final = ("map", "close", "terminate", "crash", "timeout")
 FORMAT_NAMES: Final = ("text", "mermaid", "html")
@@ -48,11 +48,16 @@ def renderers() -> dict[str, Callable[..., str]]:
 def run(args: argparse.Namespace) -> int:
     from .scenarios import run_scenario
 
-    trace = run_scenario(args.scenario, args.workers)
-    output = renderers()[args.format](trace)
+    out: TextIO = sys.stdout
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(output)
-    else:
-        sys.stdout.write(output)
+        try:  # before the pool runs: a file that cannot be written is said at once
+            out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115  (closed below)
+        except OSError as error:
+            print(f"refpool trace: cannot write --output {args.output!r}: {error.strerror}", file=sys.stderr)
+            return 2
+    try:
+        out.write(renderers()[args.format](run_scenario(args.scenario, args.workers)))
+    finally:
+        if out is not sys.stdout:
+            out.close()
     return 0
