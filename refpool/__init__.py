@@ -6,19 +6,24 @@ small, and its parts are separate, so it can be read as well as run::
     caller --apply_async/map/imap--> task queue --> TaskHandler: encodes tasks and offers them
                                                       |  to the Roster: the least busy worker with
                                                       |  room is recorded as holding each (up to 8
-                                                      v  per process), else it waits in `ready`
+                                                      v  per worker), else it waits in `ready`
                                    worker inbox (one per worker) --> worker loop: claims each task
                                         ^                                 |   before it starts it
-                                        |   ready tasks, to the worker    v
-                                        +----- that has room again --- ResultHandler
-                                                                          |
-    caller <-- job (ApplyResult, MapResult, IMapIterator) <-- JobCache <--+ (outcomes, workers exited)
+                                        |   ready tasks, to the worker    v   (outcomes; WorkerExited)
+                                        +----- that has room again --- ResultHandler: reaps exited
+                                                                          |   workers, tells the
+                                                                          v   WorkerHandler
+    caller <-- job (ApplyResult, MapResult, IMapIterator) <-- JobCache <-- outcomes, and the
+                                                                           errors of lost tasks
     WorkerHandler: starts workers, and replaces the ones that exit while the pool may grow.
 
-A worker that becomes idle while another holds tasks it has not started gets
-those tasks: the roster takes them back (claims.py). A thread worker holds up
-to 8 tasks in an inbox in memory, takes each itself, and settles its own
-outcomes: no thread of the pool hands its tasks over one by one.
+This is the path of a process worker's outcome. A thread worker takes its
+tasks from an inbox in memory itself, and settles its own outcomes in its own
+thread, except those of jobs with callbacks, which go to the result handler
+so that callbacks run one at a time. A worker that becomes idle while another
+holds tasks it has not started gets those tasks: the roster takes them back
+(claims.py). spec/tour.md walks through it all step by step; spec/diagrams.md
+draws the parts, the records they send and the locks they take.
 
 - lifecycle.py: the states INIT, RUN, CLOSE, TERMINATE and the one table of
   legal transitions.
@@ -28,15 +33,19 @@ outcomes: no thread of the pool hands its tasks over one by one.
   running (WorkerLostError), and the ones queued behind it run elsewhere,
   instead of hanging the pool, as CPython's does (bpo-22393).
 - claims.py: how a worker and the parent agree on which tasks have started.
-- task_handler.py, result_handler.py, worker_handler.py: the three threads.
+- task_handler.py, result_handler.py, worker_handler.py: the three threads
+  that every pool runs; timekeeper.py, a fourth, from the first task with a
+  `timeout`: it stops a worker whose task runs past it.
 - jobs.py: what the caller waits on, and the cache of unsettled jobs; a job
   can be cancelled (its unstarted tasks never run).
 - buffered.py: imap with `buffersize`, whose input the caller's thread draws
   only as results are taken.
-- timekeeper.py: stops a worker whose task runs past its `timeout`.
 - transport.py: pipes and processes, or in-memory inboxes and threads;
   wire.py: the frames on a process worker's pipes.
 - core.py wires them together; pool.py is the caller's API.
+- observer.py: the records a pool reports to an `observer=`; trace/ runs a
+  small pool and draws them (`refpool trace`). architecture.py: the parts as
+  data, checked against the code; diagrams.py draws them and the lifecycle.
 """
 
 from __future__ import annotations
