@@ -179,6 +179,7 @@ BUGS: Final = frozenset(
         "one_sentinel_too_few",  # begin_closing sends one sentinel fewer than the idle workers need
         "start_after_close",  # once closing, the worker handler still starts `workers - live` workers
         "drop_task_on_crash",  # reaping a dead worker forgets its oldest task instead of failing it
+        "reap_not_reported",  # reaping a worker does not tell the worker handler: it is never replaced
         "fail_all_on_crash",  # reaping a dead worker fails every task it held, not just the oldest
         "claim_without_lock",  # the worker reads `revoked` and sets `claimed` in two steps
         "take_back_without_skip",  # the worker runs a task numbered <= `revoked` instead of skipping it
@@ -801,8 +802,9 @@ def _reap(state: State, action: Action, config: Config) -> State:
     for task in lost:
         endings = _end(state, task, "timeout" if task == w.expired else "lost", config, endings)
     lost_at_once = max(state.lost_at_once, len(lost)) if len(lost) > 1 else state.lost_at_once
+    notified = "reap_not_reported" not in config.bugs
     return roster.freeze(state)._replace(
-        settled=endings[0], job_settled=endings[1], notified=True, lost_at_once=lost_at_once
+        settled=endings[0], job_settled=endings[1], notified=notified, lost_at_once=lost_at_once
     )
 
 

@@ -161,6 +161,8 @@ SEEDED: list[tuple[str, Config, str, int]] = [
     ("start_after_close", Config(workers=1, tasks=2, maxtasks=1), "WORK-2", 16),
     ("drop_task_on_crash", Config(workers=2, tasks=2, max_crashes=1), "WORK-3", 4),
     ("drop_task_on_crash", Config(workers=2, tasks=3, max_crashes=1, maxtasks=1), "WORK-3", 4),
+    ("reap_not_reported", Config(workers=2, tasks=2, max_crashes=1), "WORK-1", 3),
+    ("reap_not_reported", Config(workers=2, tasks=3, maxtasks=1), "WORK-1", 6),
     ("fail_all_on_crash", Config(workers=1, tasks=2, max_crashes=1), "LOST-3", 5),
     ("fail_all_on_crash", Config(workers=2, tasks=3, max_crashes=1), "LOST-3", 6),
     ("claim_without_lock", Config(workers=2, tasks=3), "WORK-6", 13),
@@ -198,8 +200,9 @@ def test_each_seeded_bug_gives_a_replayable_counterexample(
     bug: str, bounds: Config, clause: str, length: int
 ) -> None:
     """one_sentinel_too_few breaks SHUT-2, start_after_close WORK-2, drop_task_on_crash WORK-3,
-    fail_all_on_crash LOST-3, claim_without_lock and take_back_without_skip WORK-6 (a task starts
-    twice), no_take_back WORK-5, cancel_leaves_inbox CANCEL-1 (a task of the cancelled job stays
+    reap_not_reported WORK-1 (a worker that died or retired is not replaced), fail_all_on_crash
+    LOST-3, claim_without_lock and take_back_without_skip WORK-6 (a task starts twice),
+    no_take_back WORK-5, cancel_leaves_inbox CANCEL-1 (a task of the cancelled job stays
     in an inbox, unstarted), cancel_drops_others CANCEL-3, timeout_requeues_running TIME-2 (the
     task that ran past its time waits to run again), expiry_keeps_worker LOST-3 (a task handed to
     the killed worker fails as lost), refill_before_take BUF-1: the first line of the
