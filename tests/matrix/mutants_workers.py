@@ -18,6 +18,7 @@ WORKERS: tuple[Mutant, ...] = (
         why="the result handler does not tell the worker handler that a worker died, so it is never replaced",
         tests=("tests/test_lost_workers.py",),
         oracle=("WORK-1",),
+        model_bugs=("explorer:reap_not_reported",),
     ),
     Mutant(
         "start-after-close",
@@ -81,6 +82,7 @@ WORKERS: tuple[Mutant, ...] = (
         replace="",
         why="a worker runs a task the pool took back from it and gave to another: it runs twice",
         tests=("tests/test_pipelining.py", "tests/stateful/test_pool_machine.py"),
+        oracle=("BUF-6",),
         model_bugs=("explorer:take_back_without_skip", "spin:BUG_TAKE_BACK_WITHOUT_SKIP"),
     ),
     Mutant(
@@ -120,7 +122,10 @@ WORKERS: tuple[Mutant, ...] = (
         find="            lost = keys[0] if keys else None",
         replace="            lost = None",
         why="the oldest task of a dead worker is forgotten instead of failed: its job never settles",
-        tests=("tests/test_lost_workers.py",),
+        tests=(
+            "tests/test_roster.py::test_a_dead_workers_oldest_task_is_lost_and_the_ones_behind_it_go_to_others",
+            "tests/test_lost_workers.py",
+        ),
         oracle=("LOST-1",),
         model_bugs=("explorer:drop_task_on_crash", "spin:BUG_DROP_TASK_ON_CRASH"),
     ),
