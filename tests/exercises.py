@@ -58,9 +58,6 @@ class Exercise:
     models: tuple[ModelCheck, ...]
     clause: str  # the spec clause whose `refpool conform` check fails with the edit in place
     clause_sees: str
-    # Checks named here that tests/matrix does not record for this mutant, each with why:
-    # recording one changes spec/pool.md's derived "Checked by" index, which others keep.
-    beyond_matrix: tuple[tuple[str, str], ...] = ()
 
     @property
     def conform_command(self) -> str:
@@ -130,9 +127,6 @@ EXERCISES: tuple[Exercise, ...] = (
         models=(_explorer("reap_not_reported", "WORK-1", workers=2, tasks=2, crashes=1, length=3),),
         clause="WORK-1",
         clause_sees="after a worker is killed, 2 live workers after 10 s, not 3",
-        beyond_matrix=(
-            ("explorer:reap_not_reported", "the seeded bug is newer than the matrix's record of this mutant"),
-        ),
     ),
     Exercise(
         title="Drop a result",
@@ -158,13 +152,6 @@ EXERCISES: tuple[Exercise, ...] = (
         clause="LOST-1",
         clause_sees=(
             "a worker called `os._exit(3)` mid-task and its job never settled: `get()` timed out after 10 s"
-        ),
-        beyond_matrix=(
-            (
-                "tests/test_roster.py",
-                "the matrix records tests/test_lost_workers.py, which also catches it, but only by "
-                "its 60 s timeout; this roster test fails at once",
-            ),
         ),
     ),
     Exercise(
@@ -194,9 +181,6 @@ EXERCISES: tuple[Exercise, ...] = (
             "the tasks of a buffered `imap` taken back when its iterator was closed run anyway "
             "(WORK-6 has no check of its own in the oracle: a take-back is seen from outside "
             "only through what it is for)"
-        ),
-        beyond_matrix=(
-            ("BUF-6", "the matrix names no oracle clause for this mutant: WORK-6 has no check of its own"),
         ),
     ),
 )
