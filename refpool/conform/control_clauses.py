@@ -38,6 +38,7 @@ from .clauses.common import (
     describe,
     error_of,
     process_pool,
+    require_get_gives_up,
     running,
     short,
     timed_out,
@@ -677,18 +678,7 @@ def time_3(make_pool: PoolFactory) -> None:
         )
         gate.wait_for(["started-slow"], f"{what}: wait for it to start")
         step(f"{what}: get({SHORT}) while it runs")
-        try:
-            early = job.get(SHORT)
-            raise Broken(f"{what}: get({SHORT}) returned {early!r} while the task was held")
-        except multiprocessing.TimeoutError:
-            pass
-        except Broken:
-            raise
-        except Exception as wrong:
-            raise Broken(
-                f"{what}: get({SHORT}) while the task ran within its timeout raised {describe(wrong)}, "
-                "not multiprocessing.TimeoutError"
-            ) from None
+        require_get_gives_up(job, what, "while the task ran within its timeout")
         require(not job.ready(), f"{what}: ready() after get({SHORT}) gave up waiting")
         require(not gate.has("finished-slow"), f"{what}: the task was stopped by get({SHORT})")
         gate.open()

@@ -100,6 +100,20 @@ def timed_out(error: BaseException) -> bool:
     )
 
 
+def require_get_gives_up(job: Any, what: str, unsettled: str) -> None:
+    """get(SHORT) on a job that cannot have settled raises multiprocessing.TimeoutError itself
+    (JOB-2), not a fork's (see `timed_out`); `unsettled` says why it cannot have settled."""
+    try:
+        early = job.get(SHORT)
+    except multiprocessing.TimeoutError:
+        return
+    except Exception as wrong:
+        raise Broken(
+            f"{what}: get({SHORT}) {unsettled} raised {describe(wrong)}, not multiprocessing.TimeoutError"
+        ) from None
+    raise Broken(f"{what}: get({SHORT}) returned {early!r} {unsettled}")
+
+
 def value_of(job: Any, what: str, hang: str = "") -> Any:
     """The job's value; Broken if it failed or did not settle."""
     ok, value = outcome(job, what, hang)

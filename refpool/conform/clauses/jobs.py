@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.pool
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from .common import (
     describe,
     error_of,
     next_of,
+    require_get_gives_up,
     running,
     short,
     timed_out,
@@ -91,16 +90,7 @@ def job_2(make_pool: PoolFactory) -> None:
                     expected = ["a", "b"]
                 gate.wait_for(["started-a"], f"{submit}: wait for the held task to start")
                 step(f"{submit}: get({SHORT}) while the task is held")
-                try:
-                    early = job.get(SHORT)
-                    raise Broken(f"{submit}: get({SHORT}) returned {early!r} while the task was held")
-                except multiprocessing.TimeoutError:
-                    pass
-                except Exception as wrong:
-                    raise Broken(
-                        f"{submit}: get({SHORT}) on a running job raised {describe(wrong)}, "
-                        f"not multiprocessing.TimeoutError"
-                    ) from None
+                require_get_gives_up(job, submit, "while the task was held")
                 require(not job.ready(), f"{submit}: ready() is True while the task is held")
                 step(f"{submit}: wait({SHORT}) while the task is held")
                 started = time.monotonic()
