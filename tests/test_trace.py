@@ -26,7 +26,7 @@ from refpool.observer import (
     WorkerStarted,
 )
 from refpool.trace import html, lanes, mermaid, record, text
-from refpool.trace.command import renderers
+from refpool.trace.command import RENDERERS
 from refpool.trace.record import Trace, TraceEvent
 from refpool.trace.scenarios import SCENARIOS, TIMEOUT, run_scenario
 from refpool.transport import TASKS_IN_FLIGHT
@@ -223,7 +223,7 @@ def test_placement_check_catches_events_drawn_on_the_wrong_lane(monkeypatch: pyt
 @pytest.mark.parametrize("form", ["text", "mermaid", "html"])
 def test_each_format_draws_every_lane_and_event(form: str, scenario: str) -> None:
     trace = traced(scenario)
-    assert PROBLEMS[form](renderers()[form](trace), trace) == []
+    assert PROBLEMS[form](RENDERERS[form](trace), trace) == []
 
 
 SEEDED_DROPS = [
@@ -247,7 +247,7 @@ def test_the_checks_catch_a_renderer_that_drops_a_lanes_events(
 
     monkeypatch.setattr(module, name, drops_result_handler)  # seeded
     trace = traced("crash")
-    found = problems(renderers()[form](trace), trace)
+    found = problems(RENDERERS[form](trace), trace)
     assert any("events" in problem or "event lines" in problem for problem in found), found
 
 

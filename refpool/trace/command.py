@@ -7,8 +7,15 @@ import sys
 from collections.abc import Callable
 from typing import Final, TextIO
 
-SCENARIO_NAMES: Final = ("map", "close", "terminate", "crash", "timeout")
-FORMAT_NAMES: Final = ("text", "mermaid", "html")
+from . import html, mermaid, text
+from .record import Trace
+from .scenarios import SCENARIOS, run_scenario
+
+RENDERERS: Final[dict[str, Callable[[Trace], str]]] = {
+    "text": text.render,
+    "mermaid": mermaid.render,
+    "html": html.render,
+}
 MOST_WORKERS: Final = 16  # more lanes than a page or a diagram can show side by side
 
 
@@ -29,25 +36,17 @@ def add_arguments(trace: argparse.ArgumentParser) -> None:
     )
     trace.add_argument(
         "--scenario",
-        choices=SCENARIO_NAMES,
+        choices=tuple(SCENARIOS),
         default="map",
         help="map: a map, then close and join; close: close() with work in flight; terminate: "
         "terminate() with work in flight; crash: a task kills its worker; timeout: a task runs "
         "past its timeout (default map)",
     )
-    trace.add_argument("--format", choices=FORMAT_NAMES, default="text", help="default text")
+    trace.add_argument("--format", choices=tuple(RENDERERS), default="text", help="default text")
     trace.add_argument("--output", metavar="FILE", help="write the trace here instead of standard output")
 
 
-def renderers() -> dict[str, Callable[..., str]]:
-    from . import html, mermaid, text
-
-    return {"text": text.render, "mermaid": mermaid.render, "html": html.render}
-
-
 def run(args: argparse.Namespace) -> int:
-    from .scenarios import run_scenario
-
     out: TextIO = sys.stdout
     if args.output:
         try:  # before the pool runs: a file that cannot be written is said at once
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"refpool trace: cannot write --output {args.output!r}: {error.strerror}", file=sys.stderr)
             return 2
     try:
-        out.write(renderers()[args.format](run_scenario(args.scenario, args.workers)))
+        out.write(RENDERERS[args.format](run_scenario(args.scenario, args.workers)))
     finally:
         if out is not sys.stdout:
             out.close()

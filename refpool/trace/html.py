@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 from typing import Final
 
-from .lanes import is_worker
+from .lanes import TIMEKEEPER, is_worker
 from .record import Trace, TraceEvent
 
 LABEL_WIDTH: Final = 150  # px: lane names on the left
@@ -40,6 +40,10 @@ COLOURS: Final = {
     "ShutdownBegun": "#a6cee3",
     "SentinelSent": "#000000",
 }
+
+
+def colour(kind: str) -> str:
+    return COLOURS.get(kind, "#999999")
 
 
 def escape(text: str) -> str:
@@ -71,7 +75,7 @@ def lane_band(index: int, lane: str, width: float) -> str:
 
 def event_mark(index: int, event: TraceEvent, x: float, middles: dict[str, float]) -> str:
     """One event: a mark on its lane, and for a message an arrow to the lane it goes to."""
-    colour = COLOURS.get(event.kind, "#999999")
+    fill = colour(event.kind)
     y = middles[event.lane]
     arrow = ""
     if event.target is not None:
@@ -79,7 +83,7 @@ def event_mark(index: int, event: TraceEvent, x: float, middles: dict[str, float
         # Stop short of the target's line, so the arrowhead sits on it, not past it.
         end += -4 if end > y else 4
         arrow = (
-            f'<line class="message" x1="{x:.1f}" y1="{y}" x2="{x:.1f}" y2="{end}" stroke="{colour}" '
+            f'<line class="message" x1="{x:.1f}" y1="{y}" x2="{x:.1f}" y2="{end}" stroke="{fill}" '
             f'stroke-width="1.5" marker-end="url(#arrowhead)"/>'
         )
     target = "" if event.target is None else f' data-target="{escape(event.target)}"'
@@ -87,7 +91,7 @@ def event_mark(index: int, event: TraceEvent, x: float, middles: dict[str, float
         f'<g class="event" tabindex="0" data-index="{index}" data-kind="{escape(event.kind)}" '
         f'data-lane="{escape(event.lane)}"{target} data-details="{escape(event.details)}">'
         f"<title>{escape(event.details)}</title>{arrow}"
-        f'<circle class="mark" cx="{x:.1f}" cy="{y}" r="{MARK_RADIUS}" fill="{colour}"/></g>'
+        f'<circle class="mark" cx="{x:.1f}" cy="{y}" r="{MARK_RADIUS}" fill="{fill}"/></g>'
     )
 
 
@@ -140,8 +144,7 @@ def svg(trace: Trace) -> str:
 def legend(trace: Trace) -> str:
     kinds = dict.fromkeys(event.kind for event in trace.events)
     items = "".join(
-        f'<li><span class="swatch" style="background:{COLOURS.get(kind, "#999999")}"></span>'
-        f"{escape(kind)}</li>"
+        f'<li><span class="swatch" style="background:{colour(kind)}"></span>{escape(kind)}</li>'
         for kind in kinds
     )
     return f'<ul class="legend">{items}</ul>'
@@ -181,7 +184,7 @@ SCRIPT: Final = """
 
 
 def render(trace: Trace) -> str:
-    title = f"refpool trace: scenario {trace.scenario}, {trace.workers} worker process(es)"
+    title = trace.title
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -192,7 +195,7 @@ def render(trace: Trace) -> str:
 <body>
 <h1>{escape(title)}</h1>
 <p>One band per part of the pool: the caller, the task handler, each worker, the result handler,
-the worker handler{", the timekeeper" if "timekeeper" in trace.lanes else ""}. A dot is an event on
+the worker handler{", the timekeeper" if TIMEKEEPER in trace.lanes else ""}. A dot is an event on
 the lane of the part that did it; an arrow, a message from one part to another. Hover over a dot for
 its details. {len(trace.events)} events.</p>
 <pre id="details">Hover over an event to see its details.</pre>

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ..architecture import THREADS
 from ..messages import TaskKey
 from ..observer import (
     JobCancelled,
@@ -49,19 +50,20 @@ from ..observer import (
     WorkerStarted,
 )
 
+# The pool's threads, by the names they are started with and the labels the
+# component diagram gives them: refpool/architecture.py, whose thread names
+# tests/test_diagrams.py finds in the code. The caller's thread is known by its
+# ident instead (record.py).
+_THREADS: Final = {thread.key: thread for thread in THREADS}
 CALLER: Final = "caller"
-TASK_HANDLER: Final = "task handler"
-RESULT_HANDLER: Final = "result handler"
-WORKER_HANDLER: Final = "worker handler"
-TIMEKEEPER: Final = "timekeeper"
+TASK_HANDLER: Final = _THREADS["task_handler"].label
+RESULT_HANDLER: Final = _THREADS["result_handler"].label
+WORKER_HANDLER: Final = _THREADS["worker_handler"].label
+TIMEKEEPER: Final = _THREADS["timekeeper"].label
 
-# The pool's threads by the names it gives them (task_handler.py, result_handler.py,
-# worker_handler.py, timekeeper.py). The caller's thread is known by its ident instead.
 THREAD_LANES: Final = {
-    "refpool-task-handler": TASK_HANDLER,
-    "refpool-result-handler": RESULT_HANDLER,
-    "refpool-worker-handler": WORKER_HANDLER,
-    "refpool-timekeeper": TIMEKEEPER,
+    _THREADS[key].name: _THREADS[key].label
+    for key in ("task_handler", "result_handler", "worker_handler", "timekeeper")
 }
 
 

@@ -31,7 +31,7 @@ def event_line(event: TraceEvent) -> str:
 
 def render(trace: Trace) -> str:
     lines = ["sequenceDiagram"]
-    lines.append(f"    %% refpool trace: scenario {trace.scenario}, {trace.workers} worker process(es)")
+    lines.append(f"    %% {trace.title}")
     lines += [f"    participant {participant(lane)} as {escape(lane)}" for lane in trace.lanes]
     lines += [event_line(event) for event in trace.events]
     return "\n".join(lines) + "\n"

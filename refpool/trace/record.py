@@ -53,6 +53,10 @@ class Trace:
     def lanes(self) -> tuple[str, ...]:
         return order({lane for event in self.events for lane in event.lanes})
 
+    @property
+    def title(self) -> str:
+        return f"refpool trace: scenario {self.scenario}, {self.workers} worker process(es)"
+
 
 class Recorder:
     """The pool's observer, and the caller's notebook.

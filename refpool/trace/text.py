@@ -6,11 +6,7 @@ from .record import Trace, TraceEvent
 
 
 def header(trace: Trace) -> list[str]:
-    return [
-        f"refpool trace: scenario {trace.scenario}, {trace.workers} worker process(es), "
-        f"{len(trace.events)} events",
-        f"lanes: {', '.join(trace.lanes)}",
-    ]
+    return [f"{trace.title}, {len(trace.events)} events", f"lanes: {', '.join(trace.lanes)}"]
 
 
 def event_line(event: TraceEvent, width: int) -> str:
