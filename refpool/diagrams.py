@@ -137,12 +137,20 @@ def _edge_lines(edge: Edge) -> list[str]:
     return lines
 
 
+# Each kind of component: its fill (in both diagrams), and its shape and style in dot.
+_FILLS = {
+    "caller": "#fff2cc",
+    "thread": "#dae8fc",
+    "data": "#e1f5e1",
+    "workers": "#f8cecc",
+    "channel": "#eeeeee",
+}
 _SHAPES = {
-    "caller": 'shape=box, style="rounded,filled", fillcolor="#fff2cc"',
-    "thread": 'shape=box, style=filled, fillcolor="#dae8fc"',
-    "data": 'shape=cylinder, style=filled, fillcolor="#e1f5e1"',
-    "workers": 'shape=box3d, style=filled, fillcolor="#f8cecc"',
-    "channel": 'shape=box, style="filled,dashed", fillcolor="#eeeeee"',
+    "caller": 'shape=box, style="rounded,filled"',
+    "thread": "shape=box, style=filled",
+    "data": "shape=cylinder, style=filled",
+    "workers": "shape=box3d, style=filled",
+    "channel": 'shape=box, style="filled,dashed"',
 }
 
 _COMPONENTS_NOTE = (
@@ -176,7 +184,8 @@ def components_dot() -> str:
             else:
                 parts.append(f'<FONT POINT-SIZE="9">{escaped}</FONT>')
         label = "<BR/>".join(parts)
-        lines.append(f"    {component.key} [label=<{label}>, {_SHAPES[component.kind]}];")
+        shape = f'{_SHAPES[component.kind]}, fillcolor="{_FILLS[component.kind]}"'
+        lines.append(f"    {component.key} [label=<{label}>, {shape}];")
     for edge in architecture.EDGES:
         label = "\\n".join(_edge_lines(edge))
         style = "" if edge.records else ", style=dashed"
@@ -204,12 +213,10 @@ def components_mermaid() -> str:
         arrow = "-->" if edge.records else "-.->"
         label = _mermaid_text("<br/>".join(_edge_lines(edge)))
         lines.append(f'    {edge.sender} {arrow}|"{label}"| {edge.receiver}')
-    for kind in ("caller", "thread", "data", "workers", "channel"):
+    for kind, fill in _FILLS.items():
         keys = [c.key for c in architecture.COMPONENTS if c.kind == kind]
         if keys:
-            fill = re.search(r'fillcolor="(#[0-9a-f]+)"', _SHAPES[kind])
-            assert fill is not None
-            lines.append(f"    classDef {kind} fill:{fill.group(1)}")
+            lines.append(f"    classDef {kind} fill:{fill}")
             lines.append(f"    class {','.join(keys)} {kind}")
     return "\n".join(lines) + "\n"
 
