@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 from tests.matrix.catalogue import MUTANTS
 from tests.matrix.mutant import Mutant
+from tests.matrix.run import MODEL_TESTS
 
 EXPLORER = "explorer"  # models/pool_model.py, searched by models/explore.py
 SPIN = "spin"  # models/pool.pml, checked by SPIN through models/spin_check.py
-EXPLORER_TEST = "tests/models/test_python_model.py::test_each_seeded_bug_gives_a_replayable_counterexample"
-SPIN_TEST = "tests/models/test_spin.py::test_seeded_bug_is_found"
+# The seeded-bug test of each model: the matrix's (tests/matrix/run.py).
+EXPLORER_TEST = MODEL_TESTS[EXPLORER]
+SPIN_TEST = MODEL_TESTS[SPIN]
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ import re
 import sys
 import textwrap
 
-from tests.exercises import EXERCISES, EXPLORER, Exercise, ModelCheck
+from tests.exercises import EXERCISES, EXPLORER, SPIN, Exercise, ModelCheck
 from tests.matrix.mutant import ROOT, Mutant
 
 PAGE = ROOT / "spec" / "exercises.md"
 NO_BREAK = "\x00"  # stands for a space inside a code span while a paragraph is wrapped
-MODEL_NAMES = {EXPLORER: "the explorer (`models/pool_model.py`)", "spin": "SPIN (`models/pool.pml`)"}
+MODEL_NAMES = {EXPLORER: "the explorer (`models/pool_model.py`)", SPIN: "SPIN (`models/pool.pml`)"}
 
 INTRO = """\
 # Break it and watch the checks catch it

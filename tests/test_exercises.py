@@ -19,7 +19,6 @@ import pathlib
 import subprocess
 import sys
 import tempfile
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -32,7 +31,7 @@ from tests.exercises import EXERCISES, EXPLORER, Exercise
 from tests.matrix.catalogue import MUTANTS
 from tests.matrix.mutant import ROOT, Mutant, copy_tree
 from tests.matrix.render import current, load_results
-from tests.matrix.run import run_oracle, run_pytest
+from tests.matrix.run import junit_outcomes, run_oracle, run_pytest
 
 T = TypeVar("T")
 NOT_PASSING = ("FAIL", "HANG", "CRASH")  # the oracle's verdicts that catch a bug (tests/matrix/run.py)
@@ -117,11 +116,7 @@ def run_model_tests(nodes: list[str]) -> dict[str, str]:
             f"--junit-xml={report}",
         ]
         subprocess.run(command, cwd=ROOT, capture_output=True, timeout=RUN_ALL)
-        outcomes = {}
-        for case in ElementTree.parse(report).iter("testcase"):
-            name = f"{case.get('classname', '')}::{case.get('name', '')}"
-            bad = case.find("failure") is not None or case.find("error") is not None
-            outcomes[name] = "failed" if bad else "skipped" if case.find("skipped") is not None else "passed"
+        outcomes = junit_outcomes(report)
     return {node: outcomes.get(_junit_name(node), "not run") for node in nodes}
 
 

@@ -74,12 +74,20 @@ def run_model_bug(kind: str, name: str) -> dict[str, Any]:
     return {"caught": not outcome["caught"], "failed": outcome["failed"]}
 
 
-def _failed_tests(report: pathlib.Path) -> list[str]:
-    failed = []
+def junit_outcomes(report: pathlib.Path) -> dict[str, str]:
+    """Each test case of a JUnit report, as `module::name`: passed, failed or skipped."""
+    outcomes = {}
     for case in ElementTree.parse(report).iter("testcase"):
         if case.find("failure") is not None or case.find("error") is not None:
-            failed.append(f"{case.get('classname', '')}::{case.get('name', '')}")
-    return failed
+            outcome = "failed"
+        else:
+            outcome = "skipped" if case.find("skipped") is not None else "passed"
+        outcomes[f"{case.get('classname', '')}::{case.get('name', '')}"] = outcome
+    return outcomes
+
+
+def _failed_tests(report: pathlib.Path) -> list[str]:
+    return [name for name, outcome in junit_outcomes(report).items() if outcome == "failed"]
 
 
 def run_oracle(root: pathlib.Path, target: str, clauses: tuple[str, ...]) -> dict[str, Any]:
