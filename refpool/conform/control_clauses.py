@@ -38,7 +38,7 @@ from .clauses.common import (
     describe,
     error_of,
     process_pool,
-    require_get_gives_up,
+    require_gives_up,
     running,
     short,
     timed_out,
@@ -678,7 +678,7 @@ def time_3(make_pool: PoolFactory) -> None:
         )
         gate.wait_for(["started-slow"], f"{what}: wait for it to start")
         step(f"{what}: get({SHORT}) while it runs")
-        require_get_gives_up(job, what, "while the task ran within its timeout")
+        require_gives_up(job.get, f"{what}: get", "while the task ran within its timeout")
         require(not job.ready(), f"{what}: ready() after get({SHORT}) gave up waiting")
         require(not gate.has("finished-slow"), f"{what}: the task was stopped by get({SHORT})")
         gate.open()

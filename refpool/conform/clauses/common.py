@@ -100,18 +100,19 @@ def timed_out(error: BaseException) -> bool:
     )
 
 
-def require_get_gives_up(job: Any, what: str, unsettled: str) -> None:
-    """get(SHORT) on a job that cannot have settled raises multiprocessing.TimeoutError itself
-    (JOB-2), not a fork's (see `timed_out`); `unsettled` says why it cannot have settled."""
+def require_gives_up(wait: Callable[[float], Any], call: str, unsettled: str) -> None:
+    """`wait(SHORT)` (a job's get, an iterator's next) on what cannot have settled raises
+    multiprocessing.TimeoutError itself (JOB-2, API-4), not a fork's (see `timed_out`); `call`
+    names the call and `unsettled` says why it cannot have settled."""
     try:
-        early = job.get(SHORT)
+        early = wait(SHORT)
     except multiprocessing.TimeoutError:
         return
     except Exception as wrong:
         raise Broken(
-            f"{what}: get({SHORT}) {unsettled} raised {describe(wrong)}, not multiprocessing.TimeoutError"
+            f"{call}({SHORT}) {unsettled} raised {describe(wrong)}, not multiprocessing.TimeoutError"
         ) from None
-    raise Broken(f"{what}: get({SHORT}) returned {early!r} {unsettled}")
+    raise Broken(f"{call}({SHORT}) returned {early!r} {unsettled}")
 
 
 def value_of(job: Any, what: str, hang: str = "") -> Any:

@@ -16,7 +16,7 @@ from .common import (
     describe,
     error_of,
     next_of,
-    require_get_gives_up,
+    require_gives_up,
     running,
     short,
     timed_out,
@@ -90,7 +90,7 @@ def job_2(make_pool: PoolFactory) -> None:
                     expected = ["a", "b"]
                 gate.wait_for(["started-a"], f"{submit}: wait for the held task to start")
                 step(f"{submit}: get({SHORT}) while the task is held")
-                require_get_gives_up(job, submit, "while the task was held")
+                require_gives_up(job.get, f"{submit}: get", "while the task was held")
                 require(not job.ready(), f"{submit}: ready() is True while the task is held")
                 step(f"{submit}: wait({SHORT}) while the task is held")
                 started = time.monotonic()
